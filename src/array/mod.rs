@@ -1,0 +1,1 @@
+//! Chunked N-dimensional arrays on the task graph.

@@ -1,0 +1,1 @@
+//! The rechunker planning algorithm and rechunk plans.

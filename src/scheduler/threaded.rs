@@ -1,0 +1,310 @@
+//! [`Threaded`]: the work-stealing executor (the default).
+//!
+//! ## State (one [`Run`] per `execute` call; dask's `get_async` names)
+//! - `waiting[t]`: dependencies of `t` not finished yet; `t` is *ready* when it reaches 0.
+//! - `waiting_data[t]`: dependents of `t` not started yet; when the last one starts it takes
+//!   `t`'s result out of `results` (unless `t` is an output), so intermediates are freed as soon
+//!   as nothing needs them, and the last consumer can reuse the value without copying.
+//! - `results[t]`: the finished value of `t`, while someone still needs it.
+//! - per-worker LIFO deques (crossbeam-deque) of ready tasks, the global `injector` of root tasks
+//!   in priority order, and `unfinished` (tasks not yet done).
+//!
+//! ## A task's life
+//! waiting → ready (pushed on the finishing worker's deque, or the injector for roots) →
+//! running → done (result stored, dependents' `waiting` decremented) → released (taken by its
+//! last dependent). A failure (an `Err` or a panic) records the first error and sets `stop`.
+//!
+//! ## The worker loop
+//! [`Run::find_task`]: pop the own deque (newest first: depth-first, finishes what was started),
+//! else steal from peers (their oldest), else take the next root from the injector, else park.
+//! Preferring peers over new roots keeps memory low: continuations consume data, roots produce
+//! it. Newly ready dependents are pushed so the one with the best static priority is popped
+//! first. Idle workers park on a condition variable (no spinning); a worker that leaves surplus
+//! work wakes one sleeper, and a thief that finds more work behind what it stole wakes the next.
+//!
+//! ## Stopping
+//! When `unfinished` reaches 0, or on the first failure, `stop` is set and every sleeper woken.
+//! Workers check `stop` before each task, so running tasks finish and no new ones start; the
+//! call then returns the outputs, or the recorded error naming the task.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering, fence};
+use std::time::Instant;
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use parking_lot::{Condvar, Mutex};
+use smallvec::SmallVec;
+
+use super::{Callback, Executor, TaskEvent, run_op};
+use crate::error::{Error, Result};
+use crate::graph::{Inputs, TaskGraph, TaskId, Value};
+
+/// Runs a graph on a pool of worker threads with work stealing.
+///
+/// `Threaded::default()` uses all available cores; [`Threaded::new`] sets the count. The
+/// calling thread is one of the workers.
+#[derive(Clone, Copy, Debug)]
+pub struct Threaded {
+    threads: usize,
+}
+
+impl Threaded {
+    /// An executor with `threads` workers (at least 1).
+    pub fn new(threads: usize) -> Self {
+        Threaded {
+            threads: threads.max(1),
+        }
+    }
+}
+
+impl Default for Threaded {
+    fn default() -> Self {
+        Threaded::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+impl Executor for Threaded {
+    fn execute(&self, graph: &TaskGraph, callbacks: &[Arc<dyn Callback>]) -> Result<Vec<Value>> {
+        let workers = self.threads.min(graph.len()).max(1);
+        let locals: Vec<Worker<TaskId>> = (0..workers).map(|_| Worker::new_lifo()).collect();
+        let run = Run::new(graph, callbacks, &locals);
+        callbacks.iter().for_each(|c| c.on_start(graph, workers));
+        if graph.is_empty() {
+            run.stop.store(true, Ordering::Release);
+        }
+        std::thread::scope(|scope| {
+            let mut locals = locals.into_iter();
+            let mine = locals.next().expect("at least one worker");
+            for (i, local) in locals.enumerate() {
+                let run = &run;
+                std::thread::Builder::new()
+                    .name(format!("chunkflow-worker-{}", i + 1))
+                    .spawn_scoped(scope, move || run.worker_loop(i + 1, &local))
+                    .expect("spawning a worker thread");
+            }
+            run.worker_loop(0, &mine);
+        });
+        let failure = run.failure.lock().take();
+        callbacks
+            .iter()
+            .for_each(|c| c.on_finish(graph, failure.is_some()));
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(graph
+            .outputs()
+            .iter()
+            .map(|&o| {
+                run.results[o as usize]
+                    .lock()
+                    .clone()
+                    .expect("outputs are kept")
+            })
+            .collect())
+    }
+
+    fn parallelism(&self) -> usize {
+        self.threads
+    }
+}
+
+/// The shared state of one execution.
+struct Run<'g> {
+    graph: &'g TaskGraph,
+    callbacks: &'g [Arc<dyn Callback>],
+    waiting: Vec<AtomicU32>,
+    waiting_data: Vec<AtomicU32>,
+    results: Vec<Mutex<Option<Value>>>,
+    injector: Injector<TaskId>,
+    stealers: Vec<Stealer<TaskId>>,
+    unfinished: AtomicUsize,
+    stop: AtomicBool,
+    failure: Mutex<Option<Error>>,
+    sleep: Sleep,
+}
+
+/// Parking for idle workers: a sleeper registers, re-checks for work, then waits; a waker that
+/// sees a registered sleeper notifies under the lock, so no wake-up is lost.
+struct Sleep {
+    lock: Mutex<()>,
+    cv: Condvar,
+    sleepers: AtomicUsize,
+}
+
+impl<'g> Run<'g> {
+    fn new(
+        graph: &'g TaskGraph,
+        callbacks: &'g [Arc<dyn Callback>],
+        locals: &[Worker<TaskId>],
+    ) -> Self {
+        let n = graph.len();
+        let ids = 0..n as TaskId;
+        let run = Run {
+            graph,
+            callbacks,
+            waiting: ids
+                .clone()
+                .map(|id| AtomicU32::new(graph.deps(id).len() as u32))
+                .collect(),
+            waiting_data: ids
+                .map(|id| AtomicU32::new(graph.dependents(id).len() as u32))
+                .collect(),
+            results: (0..n).map(|_| Mutex::new(None)).collect(),
+            injector: Injector::new(),
+            stealers: locals.iter().map(Worker::stealer).collect(),
+            unfinished: AtomicUsize::new(n),
+            stop: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            sleep: Sleep {
+                lock: Mutex::new(()),
+                cv: Condvar::new(),
+                sleepers: AtomicUsize::new(0),
+            },
+        };
+        let mut roots: Vec<TaskId> = graph.roots().collect();
+        roots.sort_unstable_by_key(|&id| graph.priority(id));
+        for id in roots {
+            run.injector.push(id);
+        }
+        run
+    }
+
+    fn worker_loop(&self, me: usize, local: &Worker<TaskId>) {
+        while !self.stop.load(Ordering::Acquire) {
+            match self.find_task(me, local) {
+                Some(id) => self.run_task(id, me, local),
+                None => self.park(),
+            }
+        }
+    }
+
+    /// Own deque first, then peers' oldest work, then the next root.
+    fn find_task(&self, me: usize, local: &Worker<TaskId>) -> Option<TaskId> {
+        if let Some(id) = local.pop() {
+            return Some(id);
+        }
+        loop {
+            let n = self.stealers.len();
+            let stolen = (1..n)
+                .map(|k| self.stealers[(me + k) % n].steal())
+                .collect::<Steal<TaskId>>()
+                .or_else(|| self.injector.steal());
+            match stolen {
+                Steal::Success(id) => {
+                    if self.has_visible_work() {
+                        self.wake_one();
+                    }
+                    return Some(id);
+                }
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    fn run_task(&self, id: TaskId, me: usize, local: &Worker<TaskId>) {
+        let g = self.graph;
+        let inputs = self.gather_inputs(id);
+        let timing = !self.callbacks.is_empty();
+        let start = Instant::now();
+        if timing {
+            self.callbacks
+                .iter()
+                .for_each(|c| c.on_task_start(g, id, me));
+        }
+        let outcome = run_op(g, id, inputs);
+        if timing {
+            let event = TaskEvent {
+                id,
+                worker: me,
+                start,
+                end: Instant::now(),
+                failed: outcome.is_err(),
+            };
+            self.callbacks
+                .iter()
+                .for_each(|c| c.on_task_finish(g, &event));
+        }
+        match outcome {
+            Ok(v) => self.finish_task(id, v, local),
+            Err(e) => self.fail(e),
+        }
+    }
+
+    /// Collects a task's inputs; the last consumer of a result takes it out of `results`.
+    fn gather_inputs(&self, id: TaskId) -> Inputs {
+        let g = self.graph;
+        let mut inputs = Inputs::with_capacity(g.deps(id).len());
+        for &d in g.deps(id) {
+            let last = self.waiting_data[d as usize].fetch_sub(1, Ordering::AcqRel) == 1
+                && !g.is_output(d);
+            let mut slot = self.results[d as usize].lock();
+            let v = if last { slot.take() } else { slot.clone() };
+            inputs.push(v.expect("a ready task's dependencies have finished"));
+        }
+        inputs
+    }
+
+    fn finish_task(&self, id: TaskId, value: Value, local: &Worker<TaskId>) {
+        let g = self.graph;
+        let dependents = g.dependents(id);
+        if !dependents.is_empty() || g.is_output(id) {
+            *self.results[id as usize].lock() = Some(value);
+        }
+        let mut ready: SmallVec<[TaskId; 8]> = SmallVec::new();
+        for &d in dependents {
+            if self.waiting[d as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                ready.push(d);
+            }
+        }
+        if !ready.is_empty() {
+            // Best priority pushed last, so it is popped first.
+            ready.sort_unstable_by_key(|&d| std::cmp::Reverse(g.priority(d)));
+            for &d in &ready {
+                local.push(d);
+            }
+            if local.len() > 1 {
+                fence(Ordering::SeqCst);
+                self.wake_one();
+            }
+        }
+        if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.stop_all();
+        }
+    }
+
+    fn fail(&self, error: Error) {
+        let mut failure = self.failure.lock();
+        if failure.is_none() {
+            *failure = Some(error);
+        }
+        drop(failure);
+        self.stop_all();
+    }
+
+    fn stop_all(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _guard = self.sleep.lock.lock();
+        self.sleep.cv.notify_all();
+    }
+
+    fn has_visible_work(&self) -> bool {
+        !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    fn wake_one(&self) {
+        if self.sleep.sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = self.sleep.lock.lock();
+            self.sleep.cv.notify_one();
+        }
+    }
+
+    fn park(&self) {
+        let mut guard = self.sleep.lock.lock();
+        self.sleep.sleepers.fetch_add(1, Ordering::SeqCst);
+        if !self.stop.load(Ordering::SeqCst) && !self.has_visible_work() {
+            self.sleep.cv.wait(&mut guard);
+        }
+        self.sleep.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
