@@ -360,10 +360,25 @@ pub enum Arg<X> {
     Literal(X, u64),
     /// A value computed by another task.
     Delayed(Delayed<X>),
+    /// A list of values computed by other tasks, gathered into an `X` (a `Vec`) when the task
+    /// runs.
+    Many(
+        Vec<(Key, Arc<Layer>)>,
+        fn(Vec<Value>) -> Result<X, BoxError>,
+    ),
 }
 
 /// Things that can be passed where a `Delayed` call expects an `X`: an `X` itself (a literal
-/// that implements [`Tokenize`]), a `Delayed<X>`, or a `&Delayed<X>`.
+/// that implements [`Tokenize`]), a `Delayed<X>`, a `&Delayed<X>`, or, where `X` is a
+/// `Vec<Y>`, a list of `Delayed<Y>` (gathered when the task runs, like dask's traversal).
+///
+/// ```
+/// use chunkflow::prelude::*;
+/// fn inc(x: i64) -> i64 { x + 1 }
+/// fn total(xs: Vec<i64>) -> i64 { xs.iter().sum() }
+/// let parts: Vec<Delayed<i64>> = (0..10).map(|i| delayed!(inc(i))).collect();
+/// assert_eq!(delayed!(total(parts)).compute().unwrap(), 55);
+/// ```
 pub trait IntoArg<X> {
     /// Converts into an argument slot.
     fn into_arg(self) -> Arg<X>;
@@ -388,6 +403,39 @@ impl<X> IntoArg<X> for &Delayed<X> {
     }
 }
 
+impl<Y: Clone + Send + Sync + 'static> IntoArg<Vec<Y>> for &[Delayed<Y>] {
+    fn into_arg(self) -> Arg<Vec<Y>> {
+        let parts = self
+            .iter()
+            .map(|d| (d.key.clone(), d.layer.clone()))
+            .collect();
+        Arg::Many(parts, gather_values::<Y>)
+    }
+}
+
+impl<Y: Clone + Send + Sync + 'static> IntoArg<Vec<Y>> for Vec<Delayed<Y>> {
+    fn into_arg(self) -> Arg<Vec<Y>> {
+        self.as_slice().into_arg()
+    }
+}
+
+impl<Y: Clone + Send + Sync + 'static> IntoArg<Vec<Y>> for &Vec<Delayed<Y>> {
+    fn into_arg(self) -> Arg<Vec<Y>> {
+        self.as_slice().into_arg()
+    }
+}
+
+fn gather_values<Y: Clone + Send + Sync + 'static>(values: Vec<Value>) -> Result<Vec<Y>, BoxError> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            take_value::<Y>(v)
+                .map_err(|_| format!("list item {i} is not a {}", type_name::<Y>()).into())
+        })
+        .collect()
+}
+
 /// What the key token needs to know of an argument.
 #[doc(hidden)]
 pub struct ArgInfo {
@@ -398,6 +446,7 @@ pub struct ArgInfo {
 enum Slot<X> {
     Literal(X),
     Input,
+    Inputs(usize, fn(Vec<Value>) -> Result<X, BoxError>),
 }
 
 impl<X: Clone + Send + Sync + 'static> Slot<X> {
@@ -409,6 +458,7 @@ impl<X: Clone + Send + Sync + 'static> Slot<X> {
                 take_value::<X>(v)
                     .map_err(|_| format!("argument {pos} is not a {}", type_name::<X>()).into())
             }
+            Slot::Inputs(n, gather) => gather(inputs.by_ref().take(*n).collect()),
         }
     }
 }
@@ -431,6 +481,18 @@ fn split_arg<X>(
             deps.push(d.key);
             layers.push(d.layer);
             Slot::Input
+        }
+        Arg::Many(parts, gather) => {
+            let mut h = TokenHasher::new();
+            h.tag("list");
+            let n = parts.len();
+            for (key, layer) in parts {
+                h.write(&key.digest().to_le_bytes());
+                deps.push(key);
+                layers.push(layer);
+            }
+            infos.push(ArgInfo { token: h.finish() });
+            Slot::Inputs(n, gather)
         }
     }
 }

@@ -95,6 +95,14 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A chunk specification was invalid.
+    #[error(transparent)]
+    Chunks(#[from] crate::array::chunks::ChunkError),
+
+    /// A rechunk plan could not be made.
+    #[error(transparent)]
+    Plan(#[from] crate::rechunk::algorithm::PlanError),
+
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -1,1 +1,2 @@
 //! Chunked N-dimensional arrays on the task graph.
+pub mod chunks;

@@ -1,1 +1,3 @@
 //! The rechunker planning algorithm and rechunk plans.
+
+pub mod algorithm;

@@ -2,10 +2,11 @@
 //!
 //! ## State (one [`Run`] per `execute` call; dask's `get_async` names)
 //! - `waiting[t]`: dependencies of `t` not finished yet; `t` is *ready* when it reaches 0.
-//! - `waiting_data[t]`: dependents of `t` not started yet; when the last one starts it takes
-//!   `t`'s result out of `results` (unless `t` is an output), so intermediates are freed as soon
-//!   as nothing needs them, and the last consumer can reuse the value without copying.
-//! - `results[t]`: the finished value of `t`, while someone still needs it.
+//! - `results[t]`: a [`ResultSlot`] holding the finished value of `t` while someone still needs
+//!   it, and `waiting_data` (dependents of `t` not started yet). Both live under one lock: a
+//!   consumer decrements the count and clones the value in one step, and the last one takes the
+//!   value out (unless `t` is an output). Intermediates are thus freed as soon as nothing needs
+//!   them, and the last consumer can reuse the value without copying.
 //! - per-worker LIFO deques (crossbeam-deque) of ready tasks, the global `injector` of root tasks
 //!   in priority order, and `unfinished` (tasks not yet done).
 //!
@@ -95,10 +96,8 @@ impl Executor for Threaded {
             .outputs()
             .iter()
             .map(|&o| {
-                run.results[o as usize]
-                    .lock()
-                    .clone()
-                    .expect("outputs are kept")
+                let slot = run.results[o as usize].lock();
+                slot.value.clone().expect("outputs are kept")
             })
             .collect())
     }
@@ -113,14 +112,19 @@ struct Run<'g> {
     graph: &'g TaskGraph,
     callbacks: &'g [Arc<dyn Callback>],
     waiting: Vec<AtomicU32>,
-    waiting_data: Vec<AtomicU32>,
-    results: Vec<Mutex<Option<Value>>>,
+    results: Vec<Mutex<ResultSlot>>,
     injector: Injector<TaskId>,
     stealers: Vec<Stealer<TaskId>>,
     unfinished: AtomicUsize,
     stop: AtomicBool,
     failure: Mutex<Option<Error>>,
     sleep: Sleep,
+}
+
+/// A task's result and the number of its dependents that have not taken it yet.
+struct ResultSlot {
+    value: Option<Value>,
+    waiting_data: u32,
 }
 
 /// Parking for idle workers: a sleeper registers, re-checks for work, then waits; a waker that
@@ -146,10 +150,14 @@ impl<'g> Run<'g> {
                 .clone()
                 .map(|id| AtomicU32::new(graph.deps(id).len() as u32))
                 .collect(),
-            waiting_data: ids
-                .map(|id| AtomicU32::new(graph.dependents(id).len() as u32))
+            results: ids
+                .map(|id| {
+                    Mutex::new(ResultSlot {
+                        value: None,
+                        waiting_data: graph.dependents(id).len() as u32,
+                    })
+                })
                 .collect(),
-            results: (0..n).map(|_| Mutex::new(None)).collect(),
             injector: Injector::new(),
             stealers: locals.iter().map(Worker::stealer).collect(),
             unfinished: AtomicUsize::new(n),
@@ -236,10 +244,13 @@ impl<'g> Run<'g> {
         let g = self.graph;
         let mut inputs = Inputs::with_capacity(g.deps(id).len());
         for &d in g.deps(id) {
-            let last = self.waiting_data[d as usize].fetch_sub(1, Ordering::AcqRel) == 1
-                && !g.is_output(d);
             let mut slot = self.results[d as usize].lock();
-            let v = if last { slot.take() } else { slot.clone() };
+            slot.waiting_data -= 1;
+            let v = if slot.waiting_data == 0 && !g.is_output(d) {
+                slot.value.take()
+            } else {
+                slot.value.clone()
+            };
             inputs.push(v.expect("a ready task's dependencies have finished"));
         }
         inputs
@@ -249,7 +260,7 @@ impl<'g> Run<'g> {
         let g = self.graph;
         let dependents = g.dependents(id);
         if !dependents.is_empty() || g.is_output(id) {
-            *self.results[id as usize].lock() = Some(value);
+            self.results[id as usize].lock().value = Some(value);
         }
         let mut ready: SmallVec<[TaskId; 8]> = SmallVec::new();
         for &d in dependents {
