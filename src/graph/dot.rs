@@ -66,11 +66,9 @@ pub fn to_dot(g: &TaskGraph, options: DotOptions) -> String {
             NodeColor::Order => Some(ramp(g.priority(id) as f64 / n)),
             NodeColor::Kind => Some(kind_color(g.meta(id).kind).to_string()),
         };
+        let dark = options.color == NodeColor::Order && (g.priority(id) as f64 / n) < 0.5;
         let mut data_attrs = vec![attr("shape", "box"), attr("label", &data_label(g, id))];
-        if let Some(c) = &fill {
-            data_attrs.push(attr("style", "filled"));
-            data_attrs.push(attr("fillcolor", c));
-        }
+        fill_attrs(&mut data_attrs, fill.as_deref(), dark);
         stmts.push(Node::new(node_id(&data_node(id)), data_attrs).into());
         if matches!(g.op(id), TaskOp::Data(_)) {
             continue;
@@ -80,10 +78,7 @@ pub fn to_dot(g: &TaskGraph, options: DotOptions) -> String {
             label = format!("{label} (fused {})", g.fused_count(id));
         }
         let mut fn_attrs = vec![attr("shape", "circle"), attr("label", &label)];
-        if let Some(c) = &fill {
-            fn_attrs.push(attr("style", "filled"));
-            fn_attrs.push(attr("fillcolor", c));
-        }
+        fill_attrs(&mut fn_attrs, fill.as_deref(), dark);
         stmts.push(Node::new(node_id(&func_node(id)), fn_attrs).into());
         stmts.push(edge(&func_node(id), &data_node(id)));
         for &d in g.deps(id) {
@@ -166,6 +161,16 @@ fn data_label(g: &TaskGraph, id: TaskId) -> String {
     } else {
         let idx: Vec<String> = key.index().iter().map(|i| i.to_string()).collect();
         format!("({})", idx.join(", "))
+    }
+}
+
+fn fill_attrs(attrs: &mut Vec<Attribute>, fill: Option<&str>, dark: bool) {
+    if let Some(c) = fill {
+        attrs.push(attr("style", "filled"));
+        attrs.push(attr("fillcolor", c));
+        if dark {
+            attrs.push(attr("fontcolor", "white"));
+        }
     }
 }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The project's test suite: what the README's test command and CI run.
+#
+# 1. installs missing system programs (Graphviz) so no test path is skipped;
+# 2. `cargo test`: unit, integration and doc tests, and builds every example and bench;
+# 3. runs the tutorial example ports with small sizes;
+# 4. the interop suites against the real Python tools, each in its own venv under target/py/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/install-deps.sh
+
+cargo test --all-targets
+cargo test --doc
+
+for example in delayed_basics many_tasks; do
+    cargo run --quiet --example "$example" -- --sleep-ms 5
+done
+
+bash scripts/rechunker-parity.sh

@@ -1,0 +1,62 @@
+//! The `chunkflow` command line: thin; parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod demo;
+
+/// Lazy, parallel, larger-than-memory work on chunked arrays stored in Zarr.
+#[derive(Parser)]
+#[command(name = "chunkflow", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the demo: a delayed task graph, sequential vs parallel, with its graph plotted.
+    Demo {
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        threads: Option<std::num::NonZeroUsize>,
+        /// Where to write the demo's files.
+        #[arg(long, default_value = "chunkflow-demo")]
+        out: PathBuf,
+        /// How long each demo task works, in milliseconds.
+        #[arg(long, default_value_t = 500)]
+        sleep_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo {
+            threads,
+            out,
+            sleep_ms,
+        } => demo::run(&demo::DemoOptions {
+            threads: threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |n| n.get(),
+            ),
+            out,
+            sleep_ms,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                eprintln!("  caused by: {s}");
+                source = s.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
