@@ -1,0 +1,805 @@
+//! [`Array<T>`]: a lazy, chunked N-d array whose every chunk is a task (dask.array's idea).
+//!
+//! An array is a layer name, a [`Chunks`] (sizes per axis) and the [`Layer`] whose tasks
+//! produce its chunks: block `(i, j, …)` is the value of key `(name, i, j, …)`, an
+//! `ndarray::ArrayD<T>` of that block's shape. Operations add a layer and return a new array;
+//! nothing runs until `compute()`. Layer names are `"<op>-<token>"`, the token hashing the
+//! operation, its parameters and its inputs' names, so building the same expression twice gives
+//! the same keys (and shared sub-expressions run once).
+//!
+//! Invariant: every task of an array's layer produces an `ArrayD<T>` whose shape is exactly
+//! `chunks.block_shape(index)`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+
+use ndarray::{ArrayD, IxDyn, SliceInfoElem};
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
+
+use super::chunks::{ChunkSpec, Chunks};
+use super::dtype::{DType, Element, Float, Number};
+use crate::collection::{Collection, ComputeOptions, VisualizeOptions};
+use crate::delayed::Delayed;
+use crate::error::{BoxError, Error, Result};
+use crate::graph::token::{TokenHasher, Tokenize, key_name, unique_token};
+use crate::graph::{FreezeOptions, Inputs, Key, Layer, Task, TaskGraph, TaskKind, Value, value};
+
+/// A lazy, chunked N-dimensional array of `T`.
+///
+/// ```
+/// use chunkflow::array::{self, Array};
+/// let x: Array<f64> = array::ones(&[6, 4], [3, 2]).unwrap();
+/// assert_eq!(x.shape(), &[6, 4]);
+/// assert_eq!(x.num_chunks(), 4);
+/// let y = &x + &x;
+/// assert_eq!(y.sum_all().compute().unwrap(), 48.0);
+/// ```
+pub struct Array<T> {
+    name: Arc<str>,
+    chunks: Arc<Chunks>,
+    layer: Arc<Layer>,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Array<T> {
+    fn clone(&self) -> Self {
+        Array {
+            name: self.name.clone(),
+            chunks: self.chunks.clone(),
+            layer: self.layer.clone(),
+            _type: PhantomData,
+        }
+    }
+}
+
+/// What `map_blocks` and block-wise functions are told about the block they work on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// The block's index in the chunk grid.
+    pub index: Vec<usize>,
+    /// The block's element ranges in the whole array.
+    pub ranges: Vec<std::ops::Range<usize>>,
+    /// The whole array's shape.
+    pub array_shape: Vec<usize>,
+}
+
+impl<T: Element> Array<T> {
+    /// Builds an array from a layer name, chunks and a function making the task of each block.
+    /// `make(index, key)` must return a task with key `key` producing the block's `ArrayD<T>`.
+    pub fn from_block_tasks(
+        name: impl Into<Arc<str>>,
+        chunks: Chunks,
+        dependencies: Vec<Arc<Layer>>,
+        mut make: impl FnMut(&[usize], Key) -> Task,
+    ) -> Self {
+        let name: Arc<str> = name.into();
+        let nbytes_per_elem = T::DTYPE.itemsize() as u64;
+        let tasks: Vec<Task> = chunks
+            .blocks()
+            .map(|idx| {
+                let key = Key::chunk(name.clone(), &idx);
+                let elems: usize = chunks.block_shape(&idx).iter().product();
+                make(&idx, key).with_nbytes(elems as u64 * nbytes_per_elem)
+            })
+            .collect();
+        let layer = Arc::new(Layer::new(name.clone(), tasks, dedupe_layers(dependencies)));
+        Array {
+            name,
+            chunks: Arc::new(chunks),
+            layer,
+            _type: PhantomData,
+        }
+    }
+
+    /// Reassembles an array from its parts (the layer must produce `name`'s chunks).
+    pub(crate) fn from_parts(name: Arc<str>, chunks: Chunks, layer: Arc<Layer>) -> Self {
+        Array {
+            name,
+            chunks: Arc::new(chunks),
+            layer,
+            _type: PhantomData,
+        }
+    }
+
+    /// The array's layer name (the name part of every chunk key).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key of block `index`.
+    pub fn block_key(&self, index: &[usize]) -> Key {
+        Key::chunk(self.name.clone(), index)
+    }
+
+    /// The layer that produces this array's chunks.
+    pub fn layer(&self) -> &Arc<Layer> {
+        &self.layer
+    }
+
+    /// The chunking.
+    pub fn chunks(&self) -> &Chunks {
+        &self.chunks
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        self.chunks.shape()
+    }
+
+    /// The number of dimensions.
+    pub fn ndim(&self) -> usize {
+        self.chunks.ndim()
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Whether the array has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        T::DTYPE
+    }
+
+    /// Blocks per axis.
+    pub fn numblocks(&self) -> Vec<usize> {
+        self.chunks.numblocks()
+    }
+
+    /// The total number of chunks.
+    pub fn num_chunks(&self) -> usize {
+        self.chunks.num_chunks()
+    }
+
+    /// Bytes of the whole array.
+    pub fn nbytes(&self) -> u64 {
+        self.len() as u64 * T::DTYPE.itemsize() as u64
+    }
+
+    /// The number of tasks in the graph that computes this array (culled, unfused).
+    pub fn num_tasks(&self) -> Result<usize> {
+        Ok(self.graph(FreezeOptions { fuse: false })?.len())
+    }
+
+    /// The frozen graph that computes this array.
+    pub fn graph(&self, options: FreezeOptions) -> Result<TaskGraph> {
+        self.task_graph(options)
+    }
+
+    /// Computes the whole array into memory.
+    pub fn compute(&self) -> Result<ArrayD<T>> {
+        Collection::compute(self)
+    }
+
+    /// [`Array::compute`] with options.
+    pub fn compute_with(&self, options: &ComputeOptions) -> Result<ArrayD<T>> {
+        Collection::compute_with(self, options)
+    }
+
+    /// Computes every chunk and returns an array backed by the computed chunks (same keys).
+    pub fn persist(&self) -> Result<Array<T>> {
+        self.persist_with(&ComputeOptions::default())
+    }
+
+    /// [`Array::persist`] with options.
+    pub fn persist_with(&self, options: &ComputeOptions) -> Result<Array<T>> {
+        let keys = self.output_keys();
+        let values = options.run(std::slice::from_ref(&self.layer), &keys)?;
+        let tasks: Vec<Task> = keys
+            .into_iter()
+            .zip(values)
+            .map(|(k, v)| Task::data_value(k, v))
+            .collect();
+        Ok(Array {
+            name: self.name.clone(),
+            chunks: self.chunks.clone(),
+            layer: Arc::new(Layer::new(self.name.clone(), tasks, vec![])),
+            _type: PhantomData,
+        })
+    }
+
+    /// Plots the graph (one node per chunk task; see [`Delayed::visualize`]).
+    pub fn visualize(&self, path: impl AsRef<Path>) -> Result<()> {
+        Collection::visualize(self, path)
+    }
+
+    /// [`Array::visualize`] with options.
+    pub fn visualize_with(&self, path: impl AsRef<Path>, options: VisualizeOptions) -> Result<()> {
+        Collection::visualize_with(self, path, options)
+    }
+
+    /// Block `index` as a `Delayed` chunk.
+    pub fn to_delayed(&self, index: &[usize]) -> Delayed<ArrayD<T>> {
+        Delayed::from_layer(self.layer.clone(), self.block_key(index))
+    }
+
+    /// Applies `f` to every block (dask's `map_blocks`); `f` is told which block it has. The
+    /// output has the same chunks, so `f` must return an array of the block's shape.
+    ///
+    /// ```
+    /// use chunkflow::array;
+    /// let x = array::zeros::<i64>(&[4], [2]).unwrap();
+    /// let ids = x.map_blocks(|mut b, info| { b.fill(info.index[0] as i64); b });
+    /// assert_eq!(ids.compute().unwrap().as_slice().unwrap(), &[0, 0, 1, 1]);
+    /// ```
+    pub fn map_blocks<U, F>(&self, f: F) -> Array<U>
+    where
+        U: Element,
+        F: Fn(ArrayD<T>, &BlockInfo) -> ArrayD<U> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let name = key_name(
+            "map_blocks",
+            op_token("map_blocks", &[&self.name], &unique_token()),
+        );
+        let shape = self.shape().to_vec();
+        let chunks = (*self.chunks).clone();
+        Array::from_block_tasks(
+            name,
+            chunks.clone(),
+            vec![self.layer.clone()],
+            |idx, key| {
+                let info = BlockInfo {
+                    index: idx.to_vec(),
+                    ranges: chunks.block_ranges(idx),
+                    array_shape: shape.clone(),
+                };
+                let expected = chunks.block_shape(idx);
+                let f = f.clone();
+                Task::call(key, [self.block_key(idx)], move |inputs| {
+                    let block = take_block::<T>(inputs, 0)?;
+                    let out = f(block, &info);
+                    if out.shape() != expected.as_slice() {
+                        return Err(format!(
+                            "map_blocks function returned shape {:?} for block {:?}, expected {:?}",
+                            out.shape(),
+                            info.index,
+                            expected
+                        )
+                        .into());
+                    }
+                    Ok(value(out))
+                })
+            },
+        )
+    }
+
+    /// Applies `f` to every element (lazily, one task per chunk, fused with neighbours).
+    pub fn map<U, F>(&self, name: &str, f: F) -> Array<U>
+    where
+        U: Element,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.map_with_token(name, unique_token(), f)
+    }
+
+    /// [`Array::map`] where `token` identifies `f` (same token, same function): keys dedupe.
+    pub(crate) fn map_with_token<U, F>(&self, op: &str, token: u64, f: F) -> Array<U>
+    where
+        U: Element,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let name = key_name(op, op_token(op, &[&self.name], &token));
+        Array::from_block_tasks(
+            name,
+            (*self.chunks).clone(),
+            vec![self.layer.clone()],
+            |idx, key| {
+                let f = f.clone();
+                Task::call(key, [self.block_key(idx)], move |inputs| {
+                    let block = block_ref::<T>(&inputs, 0)?;
+                    Ok(value(block.mapv(&*f)))
+                })
+            },
+        )
+    }
+
+    /// Like [`Array::map_with_token`] for `T → T`, reusing the chunk's buffer when this task
+    /// is its last consumer.
+    pub(crate) fn map_same_with_token<F>(&self, op: &str, token: u64, f: F) -> Array<T>
+    where
+        F: Fn(T) -> T + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let name = key_name(op, op_token(op, &[&self.name], &token));
+        Array::from_block_tasks(
+            name,
+            (*self.chunks).clone(),
+            vec![self.layer.clone()],
+            |idx, key| {
+                let f = f.clone();
+                Task::call(key, [self.block_key(idx)], move |inputs| {
+                    let mut block = take_block::<T>(inputs, 0)?;
+                    block.mapv_inplace(&*f);
+                    Ok(value(block))
+                })
+            },
+        )
+    }
+
+    /// Converts every element to `U` (numpy's `astype`; float → int truncates like numpy;
+    /// values out of `U`'s range are an error naming the chunk).
+    pub fn astype<U: Element + num_traits::NumCast>(&self) -> Array<U>
+    where
+        T: num_traits::ToPrimitive,
+    {
+        let name = key_name(
+            "astype",
+            op_token("astype", &[&self.name], &U::DTYPE.name()),
+        );
+        Array::from_block_tasks(
+            name,
+            (*self.chunks).clone(),
+            vec![self.layer.clone()],
+            |idx, key| {
+                Task::call(key, [self.block_key(idx)], move |inputs| {
+                    let block = block_ref::<T>(&inputs, 0)?;
+                    let mut out = Vec::with_capacity(block.len());
+                    for &v in block.iter() {
+                        out.push(
+                            U::from(v).ok_or_else(|| {
+                                format!("value {v:?} does not fit in {}", U::DTYPE)
+                            })?,
+                        );
+                    }
+                    Ok(value(ArrayD::from_shape_vec(block.raw_dim(), out)?))
+                })
+            },
+        )
+    }
+
+    /// Selects with ndarray's slice syntax: `x.slice(s![2..8;2, .., -1])`: ranges with steps
+    /// (negative steps reverse), negative indices from the end, and integer indices (which drop
+    /// the axis).
+    pub fn slice(&self, info: impl AsRef<[SliceInfoElem]>) -> Result<Array<T>> {
+        super::shape::slice(self, info.as_ref())
+    }
+}
+
+/// Chunk input helpers shared by array operations.
+pub(crate) fn block_ref<T: Element>(inputs: &Inputs, i: usize) -> Result<&ArrayD<T>, BoxError> {
+    inputs[i]
+        .downcast_ref::<ArrayD<T>>()
+        .ok_or_else(|| format!("input {i} is not an array of {}", T::DTYPE).into())
+}
+
+/// Takes input `i` as an owned block: moved when this task holds the only reference.
+pub(crate) fn take_block<T: Element>(mut inputs: Inputs, i: usize) -> Result<ArrayD<T>, BoxError> {
+    let v = std::mem::replace(&mut inputs[i], value(()));
+    crate::graph::take_value::<ArrayD<T>>(v)
+        .map_err(|_| format!("input {i} is not an array of {}", T::DTYPE).into())
+}
+
+/// A token for an operation on named inputs with parameters.
+pub(crate) fn op_token(op: &str, inputs: &[&str], params: &dyn TokenizeDyn) -> u64 {
+    let mut h = TokenHasher::new();
+    h.tag(op);
+    for i in inputs {
+        i.tokenize(&mut h);
+    }
+    params.tokenize_dyn(&mut h);
+    h.finish()
+}
+
+/// Object-safe [`Tokenize`].
+pub(crate) trait TokenizeDyn {
+    fn tokenize_dyn(&self, h: &mut TokenHasher);
+}
+
+impl<T: Tokenize + ?Sized> TokenizeDyn for T {
+    fn tokenize_dyn(&self, h: &mut TokenHasher) {
+        self.tokenize(h)
+    }
+}
+
+pub(crate) fn dedupe_layers(mut layers: Vec<Arc<Layer>>) -> Vec<Arc<Layer>> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    layers.retain(|l| seen.insert(Arc::as_ptr(l)));
+    layers
+}
+
+impl<T: Element> Collection for Array<T> {
+    type Output = ArrayD<T>;
+
+    fn layers(&self) -> Vec<Arc<Layer>> {
+        vec![self.layer.clone()]
+    }
+
+    fn output_keys(&self) -> Vec<Key> {
+        self.chunks
+            .blocks()
+            .map(|idx| self.block_key(&idx))
+            .collect()
+    }
+
+    fn finalize(&self, values: Vec<Value>) -> Result<ArrayD<T>> {
+        let mut out = ArrayD::<T>::default(IxDyn(self.shape()));
+        for (idx, v) in self.chunks.blocks().zip(values) {
+            let key = self.block_key(&idx);
+            let block = v
+                .downcast_ref::<ArrayD<T>>()
+                .ok_or_else(|| Error::TypeMismatch {
+                    key: key.clone(),
+                    expected: std::any::type_name::<ArrayD<T>>(),
+                })?;
+            let ranges = self.chunks.block_ranges(&idx);
+            if block.shape() != self.chunks.block_shape(&idx).as_slice() {
+                return Err(Error::InvalidArgument(format!(
+                    "chunk {key} has shape {:?}, expected {:?}",
+                    block.shape(),
+                    self.chunks.block_shape(&idx)
+                )));
+            }
+            let info: Vec<SliceInfoElem> = ranges
+                .iter()
+                .map(|r| SliceInfoElem::Slice {
+                    start: r.start as isize,
+                    end: Some(r.end as isize),
+                    step: 1,
+                })
+                .collect();
+            out.slice_mut(info.as_slice()).assign(block);
+        }
+        Ok(out)
+    }
+}
+
+impl<T: Element> fmt::Display for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chunk_elems: usize = self.chunks.chunksize().iter().product();
+        let chunk_bytes = chunk_elems as u64 * T::DTYPE.itemsize() as u64;
+        let tasks = self.num_tasks().map_or("?".to_string(), |n| n.to_string());
+        write!(
+            f,
+            "chunkflow.Array<shape={}, dtype={}, chunksize={}, chunks={}, tasks={}, \
+             nbytes={} (chunk {})>",
+            tuple(self.shape()),
+            T::DTYPE,
+            tuple(&self.chunks.chunksize()),
+            self.num_chunks(),
+            tasks,
+            human_bytes(self.nbytes()),
+            human_bytes(chunk_bytes),
+        )
+    }
+}
+
+impl<T: Element> fmt::Debug for Array<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn tuple(v: &[usize]) -> String {
+    match v {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Formats bytes like dask: `45.78 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creation
+
+fn normalize(spec: impl Into<ChunkSpec>, shape: &[usize], itemsize: usize) -> Result<Chunks> {
+    Ok(Chunks::normalize(spec, shape, itemsize, None)?)
+}
+
+/// An array of `value` everywhere (lazy: each chunk is made by its own task).
+///
+/// ```
+/// use chunkflow::array;
+/// let x = array::full(&[5], [2], 7u8).unwrap();
+/// assert_eq!(x.chunks().axis(0), &[2, 2, 1]);
+/// assert_eq!(x.compute().unwrap().sum(), 35);
+/// ```
+pub fn full<T: Element>(shape: &[usize], chunks: impl Into<ChunkSpec>, v: T) -> Result<Array<T>> {
+    let chunks = normalize(chunks, shape, T::DTYPE.itemsize())?;
+    let name = key_name(
+        "full",
+        op_token("full", &[], &(shape.to_vec(), chunks_token(&chunks), v)),
+    );
+    Ok(Array::from_block_tasks(
+        name,
+        chunks.clone(),
+        vec![],
+        |idx, key| {
+            let shape = chunks.block_shape(idx);
+            Task::call(key, Vec::<Key>::new(), move |_| {
+                Ok(value(ArrayD::from_elem(IxDyn(&shape), v)))
+            })
+        },
+    ))
+}
+
+/// An array of zeros.
+pub fn zeros<T: Number>(shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array<T>> {
+    full(shape, chunks, T::zero())
+}
+
+/// An array of ones.
+pub fn ones<T: Number>(shape: &[usize], chunks: impl Into<ChunkSpec>) -> Result<Array<T>> {
+    full(shape, chunks, T::one())
+}
+
+/// `start, start + step, …` below `stop` (numpy's `arange`), as a 1-d array.
+///
+/// ```
+/// use chunkflow::array;
+/// let x = array::arange(0.0, 1.0, 0.25, 2).unwrap();
+/// assert_eq!(x.compute().unwrap().as_slice().unwrap(), &[0.0, 0.25, 0.5, 0.75]);
+/// ```
+pub fn arange<T: Number>(
+    start: T,
+    stop: T,
+    step: T,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array<T>> {
+    let (a, b, s) = (
+        start.to_f64().unwrap_or(0.0),
+        stop.to_f64().unwrap_or(0.0),
+        step.to_f64().unwrap_or(0.0),
+    );
+    if s == 0.0 || !s.is_finite() {
+        return Err(Error::InvalidArgument(format!(
+            "arange step must be non-zero and finite, got {s}"
+        )));
+    }
+    let n = ((b - a) / s).ceil().max(0.0) as usize;
+    let chunks = normalize(chunks, &[n], T::DTYPE.itemsize())?;
+    let name = key_name(
+        "arange",
+        op_token("arange", &[], &(start, stop, step, chunks_token(&chunks))),
+    );
+    Ok(Array::from_block_tasks(
+        name,
+        chunks.clone(),
+        vec![],
+        |idx, key| {
+            let range = chunks.block_ranges(idx)[0].clone();
+            Task::call(key, Vec::<Key>::new(), move |_| {
+                let v: Vec<T> = range
+                    .clone()
+                    .map(|i| T::from(a + s * i as f64).ok_or("arange value out of range"))
+                    .collect::<Result<_, _>>()?;
+                Ok(value(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v)?))
+            })
+        },
+    ))
+}
+
+/// `num` evenly spaced values from `start` to `stop` inclusive (numpy's `linspace`).
+pub fn linspace<T: Float>(
+    start: T,
+    stop: T,
+    num: usize,
+    chunks: impl Into<ChunkSpec>,
+) -> Result<Array<T>> {
+    let chunks = normalize(chunks, &[num], T::DTYPE.itemsize())?;
+    let name = key_name(
+        "linspace",
+        op_token("linspace", &[], &(start, stop, num, chunks_token(&chunks))),
+    );
+    let (a, b) = (start.to_f64().unwrap_or(0.0), stop.to_f64().unwrap_or(0.0));
+    let div = if num > 1 { (num - 1) as f64 } else { 1.0 };
+    let step = (b - a) / div;
+    Ok(Array::from_block_tasks(
+        name,
+        chunks.clone(),
+        vec![],
+        |idx, key| {
+            let range = chunks.block_ranges(idx)[0].clone();
+            Task::call(key, Vec::<Key>::new(), move |_| {
+                let v: Vec<T> = range
+                    .clone()
+                    .map(|i| {
+                        // numpy: the last sample is exactly `stop`.
+                        let x = if num > 1 && i == num - 1 {
+                            b
+                        } else {
+                            a + step * i as f64
+                        };
+                        T::from(x).expect("a float converts to a float")
+                    })
+                    .collect();
+                Ok(value(ArrayD::from_shape_vec(IxDyn(&[v.len()]), v)?))
+            })
+        },
+    ))
+}
+
+/// A chunked array over an in-memory `ndarray` (each chunk task copies its block out).
+pub fn from_ndarray<T: Element>(data: ArrayD<T>, chunks: impl Into<ChunkSpec>) -> Result<Array<T>> {
+    let chunks = normalize(chunks, data.shape(), T::DTYPE.itemsize())?;
+    let mut h = TokenHasher::new();
+    data.tokenize(&mut h);
+    let name = key_name(
+        "array",
+        op_token("array", &[], &(h.finish(), chunks_token(&chunks))),
+    );
+    let data = Arc::new(data);
+    Ok(Array::from_block_tasks(
+        name,
+        chunks.clone(),
+        vec![],
+        |idx, key| {
+            let data = data.clone();
+            let info: Vec<SliceInfoElem> = chunks
+                .block_ranges(idx)
+                .into_iter()
+                .map(|r| SliceInfoElem::Slice {
+                    start: r.start as isize,
+                    end: Some(r.end as isize),
+                    step: 1,
+                })
+                .collect();
+            Task::call(key, Vec::<Key>::new(), move |_| {
+                Ok(value(data.slice(info.as_slice()).to_owned()))
+            })
+            .with_kind(TaskKind::Read)
+        },
+    ))
+}
+
+/// A one-chunk array from a `Delayed` that computes an `ArrayD<T>` of `shape` (the shape is
+/// checked when the chunk is computed).
+pub fn from_delayed<T: Element>(d: &Delayed<ArrayD<T>>, shape: &[usize]) -> Array<T> {
+    let chunks = Chunks::single(shape);
+    let name = key_name(
+        "from-delayed",
+        op_token("from-delayed", &[], &d.key().clone()),
+    );
+    let expected = shape.to_vec();
+    let dep = d.key().clone();
+    Array::from_block_tasks(name, chunks, vec![d.layer().clone()], |_, key| {
+        let expected = expected.clone();
+        Task::call(key, [dep.clone()], move |inputs| {
+            let block = take_block::<T>(inputs, 0)?;
+            if block.shape() != expected.as_slice() {
+                return Err(format!(
+                    "the delayed value has shape {:?}, but from_delayed was told {:?}",
+                    block.shape(),
+                    expected
+                )
+                .into());
+            }
+            Ok(value(block))
+        })
+    })
+}
+
+pub(crate) fn chunks_token(chunks: &Chunks) -> Vec<Vec<usize>> {
+    chunks.axes().to_vec()
+}
+
+/// The seed of one block: the user's seed mixed with the block index, so every block has its
+/// own stream and the result does not depend on which worker runs which block.
+fn block_seed(seed: u64, index: &[usize]) -> u64 {
+    let mut h = TokenHasher::new();
+    h.tag("block-seed");
+    seed.tokenize(&mut h);
+    index.tokenize(&mut h);
+    h.finish()
+}
+
+/// Random arrays (dask's `da.random`): reproducible for a seed whatever the executor.
+pub mod random {
+    use super::*;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// Uniform samples in `[0, 1)`.
+    ///
+    /// ```
+    /// use chunkflow::array::random;
+    /// let x = random::random(&[100, 100], [50, 50], 42).unwrap();
+    /// let m = x.mean_all().compute().unwrap();
+    /// assert!((m - 0.5).abs() < 0.05);
+    /// ```
+    pub fn random(shape: &[usize], chunks: impl Into<ChunkSpec>, seed: u64) -> Result<Array<f64>> {
+        generate(
+            shape,
+            chunks,
+            seed,
+            "random_sample",
+            |rng: &mut Xoshiro256PlusPlus| {
+                // 53 random bits → [0, 1), like numpy.
+                (rng.random::<u64>() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+            },
+        )
+    }
+
+    /// Uniform samples in `[low, high)`.
+    pub fn uniform(
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+        low: f64,
+        high: f64,
+        seed: u64,
+    ) -> Result<Array<f64>> {
+        let x = random(shape, chunks, seed)?;
+        Ok(x.map_same_with_token(
+            "uniform",
+            crate::graph::token::token_of(&(low, high)),
+            move |u| low + (high - low) * u,
+        ))
+    }
+
+    /// Normal samples with mean `loc` and standard deviation `scale`.
+    pub fn normal(
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+        loc: f64,
+        scale: f64,
+        seed: u64,
+    ) -> Result<Array<f64>> {
+        generate(
+            shape,
+            chunks,
+            crate::graph::token::token_of(&(seed, loc, scale)),
+            "normal",
+            move |rng: &mut Xoshiro256PlusPlus| {
+                let z: f64 = StandardNormal.sample(rng);
+                loc + scale * z
+            },
+        )
+    }
+
+    fn generate(
+        shape: &[usize],
+        chunks: impl Into<ChunkSpec>,
+        seed: u64,
+        op: &str,
+        sample: impl Fn(&mut Xoshiro256PlusPlus) -> f64 + Send + Sync + Copy + 'static,
+    ) -> Result<Array<f64>> {
+        let chunks = normalize(chunks, shape, 8)?;
+        let name = key_name(
+            op,
+            op_token(op, &[], &(seed, shape.to_vec(), chunks_token(&chunks))),
+        );
+        Ok(Array::from_block_tasks(
+            name,
+            chunks.clone(),
+            vec![],
+            |idx, key| {
+                let shape = chunks.block_shape(idx);
+                let block_seed = block_seed(seed, idx);
+                Task::call(key, Vec::<Key>::new(), move |_| {
+                    let mut rng = Xoshiro256PlusPlus::seed_from_u64(block_seed);
+                    let n: usize = shape.iter().product();
+                    let v: Vec<f64> = (0..n).map(|_| sample(&mut rng)).collect();
+                    Ok(value(ArrayD::from_shape_vec(IxDyn(&shape), v)?))
+                })
+            },
+        ))
+    }
+}
