@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod plan;
 
 /// Lazy, parallel, larger-than-memory work on chunked arrays stored in Zarr.
 #[derive(Parser)]
@@ -29,6 +30,31 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         sleep_ms: u64,
     },
+    /// Prints the rechunker plan (read, intermediate and write chunks per stage) for changing
+    /// an array's chunking under a memory budget.
+    Plan {
+        /// The array's shape, e.g. 4096,256,256.
+        #[arg(long)]
+        shape: String,
+        /// The source chunks, e.g. 1,256,256.
+        #[arg(long)]
+        source_chunks: String,
+        /// The target chunks, e.g. 4096,32,32.
+        #[arg(long)]
+        target_chunks: String,
+        /// Bytes per element (4 for float32).
+        #[arg(long)]
+        itemsize: u64,
+        /// The memory a stage may use, e.g. 256MB.
+        #[arg(long)]
+        max_mem: String,
+        /// The smallest intermediate chunk worth reading; allows multi-stage plans.
+        #[arg(long)]
+        min_mem: Option<String>,
+        /// Print JSON: {"stages": [...], "warnings": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +71,23 @@ fn main() -> ExitCode {
             ),
             out,
             sleep_ms,
+        }),
+        Command::Plan {
+            shape,
+            source_chunks,
+            target_chunks,
+            itemsize,
+            max_mem,
+            min_mem,
+            json,
+        } => plan::run(&plan::PlanArgs {
+            shape,
+            source_chunks,
+            target_chunks,
+            itemsize,
+            max_mem,
+            min_mem,
+            json,
         }),
     };
     match result {
