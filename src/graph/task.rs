@@ -101,6 +101,9 @@ pub struct TaskMeta {
     pub kind: TaskKind,
     /// An estimate of the bytes its result holds (0 when unknown).
     pub nbytes: u64,
+    /// An estimate of the bytes it holds while running, beyond its inputs and its result (a
+    /// copy task's buffer, say). Used with the result size for memory-budget admission.
+    pub working_bytes: u64,
 }
 
 /// One node of the graph: a key, the keys it needs, and what to do with them.
@@ -154,7 +157,7 @@ impl Task {
             op: TaskOp::Data(v),
             meta: TaskMeta {
                 kind: TaskKind::Data,
-                nbytes: 0,
+                ..TaskMeta::default()
             },
         }
     }
@@ -168,6 +171,12 @@ impl Task {
     /// Sets the estimate of the bytes its result holds.
     pub fn with_nbytes(mut self, nbytes: u64) -> Self {
         self.meta.nbytes = nbytes;
+        self
+    }
+
+    /// Sets the estimate of the bytes it holds while running (beyond inputs and result).
+    pub fn with_working_bytes(mut self, bytes: u64) -> Self {
+        self.meta.working_bytes = bytes;
         self
     }
 }

@@ -6,6 +6,7 @@
 //! panicking task into an error naming that task. This room knows nothing of arrays or Zarr.
 
 pub mod callbacks;
+mod memory;
 mod sequential;
 mod threaded;
 

@@ -23,6 +23,11 @@
 //! first. Idle workers park on a condition variable (no spinning); a worker that leaves surplus
 //! work wakes one sleeper, and a thief that finds more work behind what it stole wakes the next.
 //!
+//! ## Memory budget
+//! With [`Threaded::with_memory_limit`], a task starts only while the bytes it will hold fit in
+//! what the budget has left (see [`super::memory`]); tasks that do not fit wait, in priority
+//! order, for memory to come back. Without a limit this costs one branch per task.
+//!
 //! ## Stopping
 //! When `unfinished` reaches 0, or on the first failure, `stop` is set and every sleeper woken.
 //! Workers check `stop` before each task, so running tasks finish and no new ones start; the
@@ -36,6 +41,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 use smallvec::SmallVec;
 
+use super::memory::Budget;
 use super::{Callback, Executor, TaskEvent, run_op};
 use crate::error::{Error, Result};
 use crate::graph::{Inputs, TaskGraph, TaskId, Value};
@@ -47,6 +53,7 @@ use crate::graph::{Inputs, TaskGraph, TaskId, Value};
 #[derive(Clone, Copy, Debug)]
 pub struct Threaded {
     threads: usize,
+    memory_limit: Option<u64>,
 }
 
 impl Threaded {
@@ -54,7 +61,27 @@ impl Threaded {
     pub fn new(threads: usize) -> Self {
         Threaded {
             threads: threads.max(1),
+            memory_limit: None,
         }
+    }
+
+    /// Admits tasks only while the bytes they declare (result plus working memory, see
+    /// [`crate::graph::TaskMeta`]) fit in `bytes`, whatever the thread count. A single task
+    /// larger than the limit still runs, alone.
+    ///
+    /// ```
+    /// use chunkflow::Threaded;
+    /// let ex = Threaded::new(8).with_memory_limit(256 << 20);
+    /// assert_eq!(ex.memory_limit(), Some(256 << 20));
+    /// ```
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// The memory budget, if any.
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
     }
 }
 
@@ -68,7 +95,7 @@ impl Executor for Threaded {
     fn execute(&self, graph: &TaskGraph, callbacks: &[Arc<dyn Callback>]) -> Result<Vec<Value>> {
         let workers = self.threads.min(graph.len()).max(1);
         let locals: Vec<Worker<TaskId>> = (0..workers).map(|_| Worker::new_lifo()).collect();
-        let run = Run::new(graph, callbacks, &locals);
+        let run = Run::new(graph, callbacks, &locals, self.memory_limit.map(Budget::new));
         callbacks.iter().for_each(|c| c.on_start(graph, workers));
         if graph.is_empty() {
             run.stop.store(true, Ordering::Release);
@@ -119,6 +146,7 @@ struct Run<'g> {
     stop: AtomicBool,
     failure: Mutex<Option<Error>>,
     sleep: Sleep,
+    budget: Option<Budget>,
 }
 
 /// A task's result and the number of its dependents that have not taken it yet.
@@ -140,6 +168,7 @@ impl<'g> Run<'g> {
         graph: &'g TaskGraph,
         callbacks: &'g [Arc<dyn Callback>],
         locals: &[Worker<TaskId>],
+        budget: Option<Budget>,
     ) -> Self {
         let n = graph.len();
         let ids = 0..n as TaskId;
@@ -168,6 +197,7 @@ impl<'g> Run<'g> {
                 cv: Condvar::new(),
                 sleepers: AtomicUsize::new(0),
             },
+            budget,
         };
         let mut roots: Vec<TaskId> = graph.roots().collect();
         roots.sort_unstable_by_key(|&id| graph.priority(id));
@@ -180,7 +210,16 @@ impl<'g> Run<'g> {
     fn worker_loop(&self, me: usize, local: &Worker<TaskId>) {
         while !self.stop.load(Ordering::Acquire) {
             match self.find_task(me, local) {
-                Some(id) => self.run_task(id, me, local),
+                Some(id) => match &self.budget {
+                    None => self.run_task(id, me, local),
+                    Some(b) if b.try_admit(Budget::cost(self.graph, id)) => {
+                        self.run_task(id, me, local)
+                    }
+                    Some(b) => {
+                        b.defer(self.graph.priority(id), id);
+                        self.readmit();
+                    }
+                },
                 None => self.park(),
             }
         }
@@ -212,7 +251,7 @@ impl<'g> Run<'g> {
 
     fn run_task(&self, id: TaskId, me: usize, local: &Worker<TaskId>) {
         let g = self.graph;
-        let inputs = self.gather_inputs(id);
+        let (inputs, freed) = self.gather_inputs(id);
         let timing = !self.callbacks.is_empty();
         let start = Instant::now();
         if timing {
@@ -234,33 +273,44 @@ impl<'g> Run<'g> {
                 .for_each(|c| c.on_task_finish(g, &event));
         }
         match outcome {
-            Ok(v) => self.finish_task(id, v, local),
+            Ok(v) => self.finish_task(id, v, local, freed),
             Err(e) => self.fail(e),
         }
     }
 
     /// Collects a task's inputs; the last consumer of a result takes it out of `results`.
-    fn gather_inputs(&self, id: TaskId) -> Inputs {
+    /// Also returns the bytes of the results taken (released once this task is done).
+    fn gather_inputs(&self, id: TaskId) -> (Inputs, u64) {
         let g = self.graph;
         let mut inputs = Inputs::with_capacity(g.deps(id).len());
+        let mut freed = 0;
         for &d in g.deps(id) {
             let mut slot = self.results[d as usize].lock();
             slot.waiting_data -= 1;
             let v = if slot.waiting_data == 0 && !g.is_output(d) {
+                freed += g.meta(d).nbytes;
                 slot.value.take()
             } else {
                 slot.value.clone()
             };
             inputs.push(v.expect("a ready task's dependencies have finished"));
         }
-        inputs
+        (inputs, freed)
     }
 
-    fn finish_task(&self, id: TaskId, value: Value, local: &Worker<TaskId>) {
+    fn finish_task(&self, id: TaskId, value: Value, local: &Worker<TaskId>, freed: u64) {
         let g = self.graph;
         let dependents = g.dependents(id);
-        if !dependents.is_empty() || g.is_output(id) {
+        let kept = !dependents.is_empty() || g.is_output(id);
+        if kept {
             self.results[id as usize].lock().value = Some(value);
+        } else {
+            drop(value);
+        }
+        if let Some(b) = &self.budget {
+            let meta = g.meta(id);
+            b.finish(freed + meta.working_bytes + if kept { 0 } else { meta.nbytes });
+            self.readmit();
         }
         let mut ready: SmallVec<[TaskId; 8]> = SmallVec::new();
         for &d in dependents {
@@ -281,6 +331,16 @@ impl<'g> Run<'g> {
         }
         if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.stop_all();
+        }
+    }
+
+    /// Moves deferred tasks that fit the budget again back to the injector.
+    fn readmit(&self) {
+        let Some(b) = &self.budget else { return };
+        for id in b.readmissible(self.graph) {
+            self.injector.push(id);
+            fence(Ordering::SeqCst);
+            self.wake_one();
         }
     }
 
