@@ -18,3 +18,4 @@ for example in delayed_basics many_tasks; do
 done
 
 bash scripts/rechunker-parity.sh
+bash scripts/zarr-interop.sh

@@ -103,6 +103,10 @@ pub enum Error {
     #[error(transparent)]
     Plan(#[from] crate::rechunk::algorithm::PlanError),
 
+    /// Opening, reading or writing a Zarr store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -25,6 +25,7 @@ pub mod error;
 pub mod graph;
 pub mod rechunk;
 pub mod scheduler;
+pub mod store;
 
 pub use collection::{Collection, ComputeOptions, compute, compute_with};
 pub use delayed::{Delayed, delayed, try_delayed};

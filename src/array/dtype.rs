@@ -142,6 +142,11 @@ macro_rules! element {
 element!(bool => Bool, i8 => I8, i16 => I16, i32 => I32, i64 => I64, u8 => U8, u16 => U16,
          u32 => U32, u64 => U64, f32 => F32, f64 => F64);
 
+/// Whether `x` is NaN: the one value not comparable with itself (false for every non-float).
+pub fn is_nan<T: PartialOrd>(x: &T) -> bool {
+    x.partial_cmp(x).is_none()
+}
+
 /// Numeric elements: arithmetic, sums and products.
 pub trait Number:
     Element + num_traits::Num + num_traits::NumCast + num_traits::ToPrimitive + std::iter::Sum

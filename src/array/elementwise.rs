@@ -18,7 +18,7 @@ use ndarray::{ArrayD, IxDyn, Zip};
 
 use super::chunks::{Chunks, common_refinement};
 use super::core::{Array, op_token};
-use super::dtype::{Element, Float, Number};
+use super::dtype::{Element, Float, Number, is_nan};
 use crate::error::{BoxError, Error, Result};
 use crate::graph::token::{key_name, token_of};
 use crate::graph::{Inputs, Key, Layer, Task, Value, value};
@@ -58,6 +58,9 @@ struct Broadcast {
     axes: Vec<Vec<Option<usize>>>,
 }
 
+// Axis k of the output is matched against axis k - (ndim - ndim_j) of every operand j, so the
+// loop is over output axes by index.
+#[allow(clippy::needless_range_loop)]
 fn broadcast(operands: &[Operand]) -> Result<Broadcast> {
     let ndim = operands.iter().map(|o| o.chunks.ndim()).max().unwrap_or(0);
     let mut out_axes: Vec<Vec<usize>> = Vec::with_capacity(ndim);
@@ -339,11 +342,11 @@ impl<T: Element> Array<T> {
     }
     /// Elementwise maximum (NaN propagates, like numpy's `maximum`).
     pub fn maximum(&self, other: &Array<T>) -> Result<Array<T>> {
-        self.zip_with(other, "maximum", |a, b| if a != a || a > b { a } else { b })
+        self.zip_with(other, "maximum", |a, b| if is_nan(&a) || a > b { a } else { b })
     }
     /// Elementwise minimum (NaN propagates, like numpy's `minimum`).
     pub fn minimum(&self, other: &Array<T>) -> Result<Array<T>> {
-        self.zip_with(other, "minimum", |a, b| if a != a || a < b { a } else { b })
+        self.zip_with(other, "minimum", |a, b| if is_nan(&a) || a < b { a } else { b })
     }
 }
 

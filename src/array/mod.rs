@@ -16,5 +16,5 @@ pub use self::core::{
     random, zeros,
 };
 pub use chunks::{ChunkError, ChunkSpec, Chunks, Dim};
-pub use dtype::{DType, Element, Float, Number};
+pub use dtype::{DType, Element, Float, Number, is_nan};
 pub use elementwise::where_;
