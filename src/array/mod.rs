@@ -18,3 +18,4 @@ pub use self::core::{
 pub use chunks::{ChunkError, ChunkSpec, Chunks, Dim};
 pub use dtype::{DType, Element, Float, Number, is_nan};
 pub use elementwise::where_;
+pub use shape::{ReshapeDim, concatenate, stack};

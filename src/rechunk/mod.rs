@@ -1,3 +1,17 @@
-//! The rechunker planning algorithm and rechunk plans.
+//! The rechunk room: change an on-disk array's chunking under a memory budget (the rechunker
+//! library's job), through an intermediate array when the read and write blocks do not line up.
+//!
+//! - [`algorithm`]: rechunker's planning algorithm as pure functions (parity-tested against it);
+//! - [`CopySpec`]/[`StagedCopySpec`]: plans as plain, validated, serialisable data;
+//! - `copy`: a copy of a stage as tasks, one writer per destination chunk;
+//! - [`rechunk`]/[`plan_rechunk`]/[`Rechunked`]: the user API for arrays and groups.
 
 pub mod algorithm;
+mod api;
+mod copy;
+mod spec;
+
+pub use api::{
+    ArrayPlan, RechunkOptions, RechunkPlan, Rechunked, TargetChunks, plan_rechunk, rechunk,
+};
+pub use spec::{ArrayRef, CopySpec, SpecError, StagedCopySpec};

@@ -232,6 +232,14 @@ impl Store {
         Ok(keys)
     }
 
+    /// Deletes one key (nothing happens if it does not exist).
+    pub fn erase(&self, key: &str) -> StoreResult<()> {
+        let k = self.key(key)?;
+        self.storage
+            .erase(&k)
+            .map_err(|e| self.storage_error(format!("erasing {key:?}"), key, e))
+    }
+
     /// Deletes every key under `prefix` (`""` for the whole store).
     pub fn erase_prefix(&self, prefix: &str) -> StoreResult<()> {
         let p = self.prefix(prefix)?;

@@ -130,7 +130,8 @@ pub enum NodeKind {
 }
 
 impl NodeKind {
-    fn name(self) -> &'static str {
+    /// `"array"` or `"group"`.
+    pub fn name(self) -> &'static str {
         match self {
             NodeKind::Array => "array",
             NodeKind::Group => "group",
@@ -363,6 +364,21 @@ impl ZarrArray {
         spec: &ArraySpec,
         overwrite: bool,
     ) -> StoreResult<ZarrArray> {
+        let array = Self::create_unpublished(store, path, spec, overwrite)?;
+        array.publish()?;
+        Ok(array)
+    }
+
+    /// Like [`create`](Self::create), but writes no metadata yet: chunks can be written through
+    /// the handle, and readers see the array only once [`publish`](Self::publish) writes its
+    /// metadata. A long copy that writes its metadata last never leaves an array that opens as
+    /// complete while chunks are missing.
+    pub fn create_unpublished(
+        store: &Store,
+        path: &str,
+        spec: &ArraySpec,
+        overwrite: bool,
+    ) -> StoreResult<ZarrArray> {
         let path = node_path(path)?;
         let fill = spec.validate().map_err(|reason| StoreError::InvalidSpec {
             path: path.clone(),
@@ -399,10 +415,20 @@ impl ZarrArray {
             // The node's own metadata keys are under its prefix too (for the root: everything).
             store.erase_prefix(&path)?;
         }
-        for (name, doc) in &documents {
-            write_json(store, &key_in(&path, name), doc)?;
-        }
         ZarrArray::from_zarrs(store, path, array)
+    }
+
+    /// Writes the array's metadata, making it visible to readers.
+    pub fn publish(&self) -> StoreResult<()> {
+        let spec = self.spec();
+        let fill = spec.validate().map_err(|reason| StoreError::InvalidSpec {
+            path: self.path.clone(),
+            reason,
+        })?;
+        for (name, doc) in &spec.documents(fill) {
+            write_json(&self.store, &key_in(&self.path, name), doc)?;
+        }
+        Ok(())
     }
 
     /// Opens the array at `path` (Zarr v3 `zarr.json` or v2 `.zarray`).

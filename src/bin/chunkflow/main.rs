@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod demo;
 mod plan;
+mod rechunk;
 
 /// Lazy, parallel, larger-than-memory work on chunked arrays stored in Zarr.
 #[derive(Parser)]
@@ -30,6 +31,8 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         sleep_ms: u64,
     },
+    /// Rechunks a Zarr array or group under a memory budget (the rechunker algorithm).
+    Rechunk(RechunkCmd),
     /// Prints the rechunker plan (read, intermediate and write chunks per stage) for changing
     /// an array's chunking under a memory budget.
     Plan {
@@ -55,6 +58,61 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Arguments of `chunkflow rechunk`.
+#[derive(clap::Args)]
+struct RechunkCmd {
+    /// The source store (a Zarr array or group at its root): a path, file:// or memory:// URL.
+    source: String,
+    /// The target store.
+    target: String,
+    /// Target chunks: sizes per axis (4096,32,32; -1 keeps an axis whole) or per dimension
+    /// name (time=4096,lat=32).
+    #[arg(long)]
+    chunks: String,
+    /// The memory the whole run may use, e.g. 256MB.
+    #[arg(long)]
+    max_mem: String,
+    /// Allows multi-stage plans whose intermediate reads are at least this big.
+    #[arg(long)]
+    min_mem: Option<String>,
+    /// Where intermediate arrays go (default: TARGET.rechunk-tmp).
+    #[arg(long)]
+    temp: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<std::num::NonZeroUsize>,
+    /// The executor.
+    #[arg(long, value_parser = ["threads", "sequential"], default_value = "threads")]
+    executor: String,
+    /// Replace an existing target.
+    #[arg(long)]
+    overwrite: bool,
+    /// Continue an interrupted rechunk into TARGET.
+    #[arg(long)]
+    resume: bool,
+    /// Print the plan and stop (nothing is written).
+    #[arg(long)]
+    dry_run: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Plot the task graph to this file (.dot, or .svg/.png with Graphviz).
+    #[arg(long)]
+    graph: Option<PathBuf>,
+    /// Keep the intermediate arrays.
+    #[arg(long)]
+    keep_intermediate: bool,
+    /// Rechunk only this array of a group (repeatable).
+    #[arg(long = "array")]
+    arrays: Vec<String>,
+    /// The target's Zarr format (default: the source's).
+    #[arg(long)]
+    format: Option<String>,
+    /// Write a task-stream profile (Chrome trace JSON, open in ui.perfetto.dev).
+    #[arg(long)]
+    profile: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -88,6 +146,28 @@ fn main() -> ExitCode {
             max_mem,
             min_mem,
             json,
+        }),
+        Command::Rechunk(r) => rechunk::run(&rechunk::RechunkArgs {
+            source: r.source,
+            target: r.target,
+            chunks: r.chunks,
+            max_mem: r.max_mem,
+            min_mem: r.min_mem,
+            temp: r.temp,
+            threads: r.threads.map_or_else(
+                || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |n| n.get(),
+            ),
+            sequential: r.executor == "sequential",
+            overwrite: r.overwrite,
+            resume: r.resume,
+            dry_run: r.dry_run,
+            json: r.json,
+            graph: r.graph,
+            keep_intermediate: r.keep_intermediate,
+            arrays: r.arrays,
+            format: r.format,
+            profile: r.profile,
         }),
     };
     match result {
