@@ -357,9 +357,19 @@ impl<T: Element> Array<T> {
         )
     }
 
-    /// Selects with ndarray's slice syntax: `x.slice(s![2..8;2, .., -1])`: ranges with steps
-    /// (negative steps reverse), negative indices from the end, and integer indices (which drop
-    /// the axis).
+    /// Selects with ndarray's `s![..]` syntax read with **numpy's** meaning: `s![a..b;-k]` is
+    /// `x[a:b:-k]` (start at `a`, walk down towards `b`), `s![..;-1]` reverses like `x[::-1]`
+    /// (with a negative step, a start of 0 means "omitted"), negative bounds count from the end
+    /// and out-of-range slice bounds clip, integer indices drop the axis (an out-of-range index
+    /// is an error), and `NewAxis` inserts an axis. Each output chunk reads one input block.
+    ///
+    /// ```
+    /// use chunkflow::array;
+    /// use ndarray::s;
+    /// let x = array::arange(0i64, 6, 1, 2).unwrap();
+    /// let y = x.slice(s![4..1;-1]).unwrap();
+    /// assert_eq!(y.compute().unwrap().as_slice().unwrap(), &[4, 3, 2]);
+    /// ```
     pub fn slice(&self, info: impl AsRef<[SliceInfoElem]>) -> Result<Array<T>> {
         super::shape::slice(self, info.as_ref())
     }
