@@ -609,6 +609,9 @@ impl RechunkPlan {
                     self.target
                 )));
             }
+            // Temporary files of writes the interruption cut short.
+            stores.target.purge_temporaries(&self.target.path)?;
+            stores.temp.purge_temporaries(&self.target.path)?;
             return Ok(());
         }
         if opts.overwrite {

@@ -75,6 +75,8 @@ pub struct Store {
     storage: ReadableWritableListableStorage,
     description: Arc<str>,
     read_stats: Option<Arc<ReadStats>>,
+    /// The directory of a filesystem store.
+    root: Option<PathBuf>,
 }
 
 /// Process-wide named memory stores (`memory://NAME`), like fsspec's memory filesystem.
@@ -116,6 +118,7 @@ impl Store {
                         storage: Arc::new(MemoryStore::new()),
                         description: format!("memory://{name}").into(),
                         read_stats: None,
+                        root: None,
                     })
                     .clone())
             }
@@ -132,6 +135,7 @@ impl Store {
             storage: Arc::new(MemoryStore::new()),
             description: "memory://".into(),
             read_stats: None,
+            root: None,
         }
     }
 
@@ -154,7 +158,41 @@ impl Store {
             storage: Arc::new(AtomicWriteStore::new(Arc::new(fs))),
             description: absolute.display().to_string().into(),
             read_stats: None,
+            root: Some(absolute),
         })
+    }
+
+    /// Deletes temporary files that killed writers left under `prefix` (a filesystem store's
+    /// atomic writes go through hidden temporary siblings, see [`AtomicWriteStore`]); returns how
+    /// many. Other stores have none. Call it only when no writer is running there.
+    pub fn purge_temporaries(&self, prefix: &str) -> StoreResult<usize> {
+        let Some(root) = &self.root else {
+            return Ok(0);
+        };
+        let start = root.join(prefix.trim_matches('/'));
+        let mut removed = 0;
+        let mut stack = vec![start];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if AtomicWriteStore::<()>::is_temporary_key(
+                    &entry.file_name().to_string_lossy(),
+                ) {
+                    std::fs::remove_file(&path).map_err(|e| StoreError::Storage {
+                        store: self.description.to_string(),
+                        operation: format!("removing the leftover {}", path.display()),
+                        source: Box::new(e),
+                    })?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     /// Wraps any zarrs storage (an object store adapter, a test double) as a `Store`.
@@ -163,6 +201,7 @@ impl Store {
             storage,
             description: description.into(),
             read_stats: None,
+            root: None,
         }
     }
 
@@ -175,6 +214,7 @@ impl Store {
             storage: Arc::new(latency),
             description: format!("{} (+{delay:?} per read)", self.description).into(),
             read_stats: Some(stats),
+            root: self.root,
         }
     }
 
