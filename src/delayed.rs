@@ -254,7 +254,7 @@ pub struct Fallible;
 pub struct DelayedFn<F, M> {
     f: Arc<F>,
     name: Option<Cow<'static, str>>,
-    key: Option<Key>,
+    key: parking_lot::Mutex<Option<Key>>,
     pure: Option<bool>,
     extra_token: Option<u64>,
     _mode: PhantomData<M>,
@@ -265,7 +265,7 @@ impl<F: 'static, M> DelayedFn<F, M> {
         DelayedFn {
             f: Arc::new(f),
             name: None,
-            key: None,
+            key: parking_lot::Mutex::new(None),
             pure: None,
             extra_token: None,
             _mode: PhantomData,
@@ -278,9 +278,10 @@ impl<F: 'static, M> DelayedFn<F, M> {
         self
     }
 
-    /// Sets the whole key of the next call (dask's `dask_key_name`).
-    pub fn key(mut self, key: impl Into<Key>) -> Self {
-        self.key = Some(key.into());
+    /// Sets the whole key of the next call only (dask's `dask_key_name`); later calls get
+    /// generated keys again, so two calls never share a key by accident.
+    pub fn key(self, key: impl Into<Key>) -> Self {
+        *self.key.lock() = Some(key.into());
         self
     }
 
@@ -316,7 +317,7 @@ impl<F: 'static, M> DelayedFn<F, M> {
         layers: Vec<Arc<Layer>>,
         func: TaskFn,
     ) -> Delayed<R> {
-        let key = self.key.clone().unwrap_or_else(|| {
+        let key = self.key.lock().take().unwrap_or_else(|| {
             let token = if self.is_pure() {
                 let mut h = TokenHasher::new();
                 h.tag(type_name::<F>());

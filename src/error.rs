@@ -37,6 +37,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A callback (progress bar, profiler, ...) panicked; the computation was stopped.
+    #[error("the {hook} callback panicked: {message}")]
+    CallbackPanicked {
+        /// Which hook (`on_task_start`, ...).
+        hook: &'static str,
+        /// The panic message.
+        message: String,
+    },
+
     /// The graph has a cycle, so it can never finish.
     #[error("the task graph has a cycle (each task depends on the next): {}", format_cycle(.cycle))]
     Cycle {

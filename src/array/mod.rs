@@ -8,6 +8,7 @@ pub mod chunks;
 mod core;
 mod dtype;
 mod elementwise;
+mod linalg;
 mod rechunk;
 mod shape;
 
@@ -18,4 +19,5 @@ pub use self::core::{
 pub use chunks::{ChunkError, ChunkSpec, Chunks, Dim};
 pub use dtype::{DType, Element, Float, Number, is_nan};
 pub use elementwise::where_;
+pub use linalg::tensordot;
 pub use shape::{ReshapeDim, concatenate, stack};

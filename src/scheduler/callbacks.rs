@@ -6,7 +6,9 @@
 //! calls entirely.
 
 use std::io::IsTerminal;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -40,6 +42,24 @@ pub trait Callback: Send + Sync {
     fn on_task_finish(&self, _graph: &TaskGraph, _event: &TaskEvent) {}
     /// The run ended, successfully or not.
     fn on_finish(&self, _graph: &TaskGraph, _failed: bool) {}
+}
+
+/// Calls `hook` on every callback, turning a panic into [`Error::CallbackPanicked`] so that a
+/// faulty callback stops the run with an error instead of killing a worker thread.
+pub(crate) fn notify(
+    callbacks: &[Arc<dyn Callback>],
+    hook: &'static str,
+    call: impl Fn(&dyn Callback),
+) -> Result<()> {
+    for c in callbacks {
+        std::panic::catch_unwind(AssertUnwindSafe(|| call(&**c))).map_err(|payload| {
+            Error::CallbackPanicked {
+                hook,
+                message: super::panic_message(payload.as_ref()),
+            }
+        })?;
+    }
+    Ok(())
 }
 
 /// A progress bar on standard error (indicatif), shown only when standard error is a terminal

@@ -128,6 +128,9 @@ mod tests {
         b.finish(60);
         b.finish(40);
         assert_eq!(b.in_use(), 0);
-        assert!(b.try_admit(1000), "a lone task larger than the budget still runs");
+        assert!(
+            b.try_admit(1000),
+            "a lone task larger than the budget still runs"
+        );
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::callbacks::notify;
 use super::{Callback, Executor, TaskEvent, run_op};
 use crate::error::Result;
 use crate::graph::{Inputs, TaskGraph, TaskId, Value};
@@ -19,7 +20,7 @@ impl Executor for Sequential {
         let mut waiting_data: Vec<u32> = (0..g.len() as TaskId)
             .map(|id| g.dependents(id).len() as u32)
             .collect();
-        callbacks.iter().for_each(|c| c.on_start(g, 1));
+        notify(callbacks, "on_start", |c| c.on_start(g, 1))?;
         for id in g.static_order() {
             let mut inputs = Inputs::with_capacity(g.deps(id).len());
             for &d in g.deps(id) {
@@ -33,8 +34,8 @@ impl Executor for Sequential {
                 inputs.push(v.expect("dependencies run before their dependents"));
             }
             let start = Instant::now();
-            callbacks.iter().for_each(|c| c.on_task_start(g, id, 0));
-            let outcome = run_op(g, id, inputs);
+            let outcome = notify(callbacks, "on_task_start", |c| c.on_task_start(g, id, 0))
+                .and_then(|()| run_op(g, id, inputs));
             let event = TaskEvent {
                 id,
                 worker: 0,
@@ -42,16 +43,19 @@ impl Executor for Sequential {
                 end: Instant::now(),
                 failed: outcome.is_err(),
             };
-            callbacks.iter().for_each(|c| c.on_task_finish(g, &event));
+            let finished = notify(callbacks, "on_task_finish", |c| c.on_task_finish(g, &event));
+            // A task's own error is the one to report; else a callback's.
+            let outcome = outcome.and_then(|v| finished.map(|()| v));
             match outcome {
                 Ok(v) => results[id as usize] = Some(v),
                 Err(e) => {
-                    callbacks.iter().for_each(|c| c.on_finish(g, true));
+                    // The run already failed; a panic in on_finish adds nothing to report.
+                    let _ = notify(callbacks, "on_finish", |c| c.on_finish(g, true));
                     return Err(e);
                 }
             }
         }
-        callbacks.iter().for_each(|c| c.on_finish(g, false));
+        notify(callbacks, "on_finish", |c| c.on_finish(g, false))?;
         Ok(g.outputs()
             .iter()
             .map(|&o| results[o as usize].clone().expect("outputs are kept"))

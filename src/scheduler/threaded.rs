@@ -41,6 +41,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use parking_lot::{Condvar, Mutex};
 use smallvec::SmallVec;
 
+use super::callbacks::notify;
 use super::memory::Budget;
 use super::{Callback, Executor, TaskEvent, run_op};
 use crate::error::{Error, Result};
@@ -95,8 +96,13 @@ impl Executor for Threaded {
     fn execute(&self, graph: &TaskGraph, callbacks: &[Arc<dyn Callback>]) -> Result<Vec<Value>> {
         let workers = self.threads.min(graph.len()).max(1);
         let locals: Vec<Worker<TaskId>> = (0..workers).map(|_| Worker::new_lifo()).collect();
-        let run = Run::new(graph, callbacks, &locals, self.memory_limit.map(Budget::new));
-        callbacks.iter().for_each(|c| c.on_start(graph, workers));
+        let run = Run::new(
+            graph,
+            callbacks,
+            &locals,
+            self.memory_limit.map(Budget::new),
+        );
+        notify(callbacks, "on_start", |c| c.on_start(graph, workers))?;
         if graph.is_empty() {
             run.stop.store(true, Ordering::Release);
         }
@@ -113,12 +119,13 @@ impl Executor for Threaded {
             run.worker_loop(0, &mine);
         });
         let failure = run.failure.lock().take();
-        callbacks
-            .iter()
-            .for_each(|c| c.on_finish(graph, failure.is_some()));
+        let finished = notify(callbacks, "on_finish", |c| {
+            c.on_finish(graph, failure.is_some())
+        });
         if let Some(e) = failure {
             return Err(e);
         }
+        finished?;
         Ok(graph
             .outputs()
             .iter()
@@ -254,10 +261,12 @@ impl<'g> Run<'g> {
         let (inputs, freed) = self.gather_inputs(id);
         let timing = !self.callbacks.is_empty();
         let start = Instant::now();
-        if timing {
-            self.callbacks
-                .iter()
-                .for_each(|c| c.on_task_start(g, id, me));
+        if timing
+            && let Err(e) = notify(self.callbacks, "on_task_start", |c| {
+                c.on_task_start(g, id, me)
+            })
+        {
+            return self.fail(e);
         }
         let outcome = run_op(g, id, inputs);
         if timing {
@@ -268,9 +277,11 @@ impl<'g> Run<'g> {
                 end: Instant::now(),
                 failed: outcome.is_err(),
             };
-            self.callbacks
-                .iter()
-                .for_each(|c| c.on_task_finish(g, &event));
+            if let Err(e) = notify(self.callbacks, "on_task_finish", |c| {
+                c.on_task_finish(g, &event)
+            }) {
+                return self.fail(e);
+            }
         }
         match outcome {
             Ok(v) => self.finish_task(id, v, local, freed),
