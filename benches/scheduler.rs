@@ -46,9 +46,12 @@ fn fan(width: usize, rounds: usize) -> Delayed<i64> {
     x
 }
 
+/// A named graph builder.
+type Shape = (&'static str, fn() -> Delayed<i64>);
+
 fn bench(c: &mut Criterion) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shapes: [(&str, fn() -> Delayed<i64>); 3] = [
+    let shapes: [Shape; 3] = [
         ("tree-10000", || tree(10_000)),
         ("chain-10000", || chain(10_000)),
         ("fan-100x100", || fan(100, 100)),

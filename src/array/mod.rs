@@ -10,6 +10,7 @@ mod dtype;
 mod elementwise;
 mod linalg;
 mod rechunk;
+mod reduce;
 mod shape;
 
 pub use self::core::{
@@ -20,4 +21,5 @@ pub use chunks::{ChunkError, ChunkSpec, Chunks, Dim};
 pub use dtype::{DType, Element, Float, Number, is_nan};
 pub use elementwise::where_;
 pub use linalg::tensordot;
+pub use reduce::{DEFAULT_SPLIT_EVERY, MeanElement, ReduceOptions};
 pub use shape::{ReshapeDim, concatenate, stack};
