@@ -3,7 +3,7 @@
 #
 # 1. installs missing system programs (Graphviz) so no test path is skipped;
 # 2. `cargo test`: unit, integration and doc tests, and builds every example and bench;
-# 3. runs the tutorial example ports with small sizes;
+# 3. runs the tutorial example ports and the demo with small sizes;
 # 4. the interop suites against the real Python tools, each in its own venv under target/py/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,9 +13,13 @@ bash scripts/install-deps.sh
 cargo test --all-targets
 cargo test --doc
 
+# The tutorial ports and the README's main job, with small sizes.
 for example in delayed_basics many_tasks; do
     cargo run --quiet --example "$example" -- --sleep-ms 5
 done
+cargo run --quiet --example array_basics -- --small
+cargo run --quiet --example rechunk_era5_like -- --out target/examples/era5-ci
+cargo run --quiet -- demo --sleep-ms 10 --out target/demo-ci
 
 bash scripts/rechunker-parity.sh
 bash scripts/zarr-interop.sh
