@@ -6,12 +6,18 @@
 //!   `CHUNKFLOW_ZARR_OUTPUT` with a manifest in the same schema, for
 //!   `zarr_fixtures.py verify` to check with zarr-python.
 //!
+//! - The same both ways at the array level: every fixture is read lazily with `from_zarr` /
+//!   `from_zarr_with` on both executors, and `Array::to_zarr` writes arrays (irregular chunks,
+//!   every dtype, sharded, a region write, nested paths with implicitly created parent groups)
+//!   for zarr-python to verify.
+//!
 //! Ignored by default (it needs the fixtures); it panics when the variables are unset so it can
 //! never pass vacuously.
 
 use std::path::{Path, PathBuf};
 
-use chunkflow::array::{DType, Element};
+use chunkflow::array::{self, ChunkSpec, DType, Element, ToZarrOptions, from_zarr, from_zarr_with};
+use chunkflow::prelude::*;
 use chunkflow::store::{
     ArraySpec, BloscCompressor, BloscShuffle, Compression, FillValue, Store, ZarrArray, ZarrFormat,
     consolidate_metadata, create_group, group_attributes, list_children,
@@ -245,6 +251,23 @@ fn check_values<T: Json>(array: &ZarrArray, expected: &[Value], what: &str) {
     }
 }
 
+/// Reads the array lazily, chunked like the store (sequential) and as one chunk (threaded).
+fn check_lazy<T: Json>(store: &Store, path: &str, expected: &[Value], what: &str) {
+    let native = from_zarr::<T>(store, path).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got = native
+        .compute_with(&ComputeOptions::default().executor(Sequential))
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let got: Vec<Value> = got.iter().map(|&x| x.to_json()).collect();
+    assert_eq!(got, expected, "{what}: from_zarr values");
+    let whole = from_zarr_with::<T>(store, path, ChunkSpec::full()).unwrap();
+    assert_eq!(whole.num_chunks(), 1);
+    let got = whole
+        .compute_with(&ComputeOptions::default().threads(2))
+        .unwrap();
+    let got: Vec<Value> = got.iter().map(|&x| x.to_json()).collect();
+    assert_eq!(got, expected, "{what}: from_zarr_with values");
+}
+
 fn read_fixture_array(root: &Path, entry: &Value) {
     let what = format!(
         "{}/{}",
@@ -297,6 +320,7 @@ fn read_fixture_array(root: &Path, entry: &Value) {
     }
     let expected = entry["values"].as_array().unwrap();
     with_type!(dtype, T => check_values::<T>(&array, expected, &what));
+    with_type!(dtype, T => check_lazy::<T>(&store, entry["path"].as_str().unwrap(), expected, &what));
     eprintln!("read {what}: {} ({})", array.codec_description(), dtype);
 }
 
@@ -512,6 +536,9 @@ fn write_outputs(out: &Path) {
         assert!(children.consolidated);
         assert_eq!(children.groups, ["sub"]);
     }
+    let (to_zarr_arrays, to_zarr_groups) = write_to_zarr_outputs(out);
+    arrays.extend(to_zarr_arrays);
+    groups.extend(to_zarr_groups);
     let manifest = json!({"writer": "chunkflow", "arrays": arrays, "groups": groups});
     std::fs::write(
         out.join("manifest.json"),
@@ -523,6 +550,173 @@ fn write_outputs(out: &Path) {
         manifest["arrays"].as_array().unwrap().len(),
         out.display()
     );
+}
+
+/// Writes `data` chunked as `chunks` with `Array::to_zarr`, checks it reads back with
+/// `from_zarr`, and returns its manifest entry (the values expected are `expected`, or `data`).
+fn to_zarr_entry<T: Json>(
+    store: &Store,
+    store_name: &str,
+    path: &str,
+    data: &ArrayD<T>,
+    chunks: ChunkSpec,
+    options: &ToZarrOptions,
+    expected: Option<&ArrayD<T>>,
+) -> Value {
+    let x = array::from_ndarray(data.clone(), chunks).unwrap();
+    x.to_zarr(store, path, options)
+        .unwrap_or_else(|e| panic!("{store_name}/{path}: {e}"));
+    let z = ZarrArray::open(store, path).unwrap();
+    let expected = expected.unwrap_or(data);
+    let back = from_zarr::<T>(store, path).unwrap().compute().unwrap();
+    assert!(
+        back.iter()
+            .zip(expected.iter())
+            .all(|(a, b)| a.to_json() == b.to_json()),
+        "{store_name}/{path}: read back"
+    );
+    json!({
+        "store": store_name, "path": path,
+        "format": if z.format() == ZarrFormat::V2 { 2 } else { 3 },
+        "dtype": z.dtype().name(), "shape": z.shape(), "chunks": z.chunk_shape(),
+        "shards": z.shard_shape(), "fill_value": fill_to_json(z.fill_value()),
+        "dimension_names": z.dimension_names(), "attributes": z.attributes(),
+        "compression": z.compression().map(compression_to_json),
+        "values": expected.iter().map(|&x| x.to_json()).collect::<Vec<_>>(),
+    })
+}
+
+/// Array-level writes (`Array::to_zarr`) for zarr-python to verify: per format, irregular array
+/// chunks, several dtypes and codecs, a region write, a sharded array (v3), and a nested path
+/// whose parent groups `to_zarr` creates.
+fn write_to_zarr_outputs(out: &Path) -> (Vec<Value>, Vec<Value>) {
+    let mut arrays = Vec::new();
+    let mut groups = Vec::new();
+    for format in [ZarrFormat::V2, ZarrFormat::V3] {
+        let store_name = format!("rust_to_zarr_{format}.zarr");
+        let _ = std::fs::remove_dir_all(out.join(&store_name));
+        let store = Store::open(out.join(&store_name).to_str().unwrap()).unwrap();
+        let base = ToZarrOptions::default().with_format(format);
+        let mut names = Vec::new();
+
+        // Irregular chunks, rechunked to the store's (3, 3); names, attributes, NaN fill.
+        let mut attrs = Map::new();
+        attrs.insert("source".into(), json!("to_zarr"));
+        arrays.push(to_zarr_entry::<f32>(
+            &store,
+            &store_name,
+            "irregular",
+            &sample::<f32>(&[7, 5]),
+            ChunkSpec::explicit(vec![vec![3, 1, 3], vec![2, 3]]),
+            &base
+                .clone()
+                .with_fill_value(FillValue::NaN)
+                .with_dimension_names(["y", "x"])
+                .with_attributes(attrs),
+            None,
+        ));
+        names.push("irregular".to_string());
+
+        let codecs = [
+            Compression::Zstd { level: 2 },
+            Compression::Gzip { level: 4 },
+            Compression::Blosc {
+                cname: BloscCompressor::Lz4,
+                clevel: 5,
+                shuffle: BloscShuffle::Byte,
+            },
+            Compression::None,
+        ];
+        let dtypes = [
+            DType::I8,
+            DType::I32,
+            DType::U16,
+            DType::U32,
+            DType::F64,
+            DType::Bool,
+        ];
+        for (i, &dtype) in dtypes.iter().enumerate() {
+            let name = format!("dtype_{}", dtype.name());
+            let options = base.clone().with_compression(codecs[i % codecs.len()]);
+            arrays.push(with_type!(dtype, T => to_zarr_entry::<T>(
+                &store, &store_name, &name, &sample::<T>(&[7, 5]), ChunkSpec::from([3, 2]),
+                &options, None)));
+            names.push(name);
+        }
+
+        // A region write (small chunks merged into stored ones) into an array of zeros.
+        let zeros = ArrayD::<i32>::zeros(IxDyn(&[8, 6]));
+        let part = sample::<i32>(&[4, 6]);
+        let mut expected = zeros.clone();
+        expected.slice_mut(ndarray::s![4..8, ..]).assign(&part);
+        to_zarr_entry::<i32>(
+            &store,
+            &store_name,
+            "region",
+            &zeros,
+            ChunkSpec::from([4, 3]),
+            &base,
+            Some(&zeros),
+        );
+        array::from_ndarray(part, [2, 3])
+            .unwrap()
+            .to_zarr(&store, "region", &ToZarrOptions::region([4..8, 0..6]))
+            .unwrap();
+        let z = ZarrArray::open(&store, "region").unwrap();
+        arrays.push(json!({
+            "store": store_name, "path": "region",
+            "format": if format == ZarrFormat::V2 { 2 } else { 3 },
+            "dtype": "int32", "shape": [8, 6], "chunks": [4, 3], "shards": null,
+            "fill_value": fill_to_json(z.fill_value()), "dimension_names": null,
+            "attributes": {}, "compression": z.compression().map(compression_to_json),
+            "values": expected.iter().map(|&x| x.to_json()).collect::<Vec<_>>(),
+        }));
+        names.push("region".to_string());
+
+        if format == ZarrFormat::V3 {
+            // Array chunks straddling the shards: rechunked to them.
+            arrays.push(to_zarr_entry::<f32>(
+                &store,
+                &store_name,
+                "sharded",
+                &sample::<f32>(&[9, 10]),
+                ChunkSpec::from([3, 5]),
+                &base
+                    .clone()
+                    .with_chunks([2, 5])
+                    .with_shards([4, 10])
+                    .with_dimension_names(["y", "x"]),
+                None,
+            ));
+            names.push("sharded".to_string());
+        }
+
+        // A nested path: to_zarr creates the parent groups.
+        arrays.push(to_zarr_entry::<u16>(
+            &store,
+            &store_name,
+            "grp/sub/x",
+            &sample::<u16>(&[5]),
+            ChunkSpec::from([2]),
+            &base,
+            None,
+        ));
+        names.sort();
+        let fmt = if format == ZarrFormat::V2 { 2 } else { 3 };
+        groups.push(
+            json!({"store": store_name, "path": "", "format": fmt, "attributes": {},
+            "arrays": names, "groups": ["grp"], "consolidated": false}),
+        );
+        groups.push(
+            json!({"store": store_name, "path": "grp", "format": fmt, "attributes": {},
+            "arrays": [], "groups": ["sub"], "consolidated": false}),
+        );
+        groups.push(
+            json!({"store": store_name, "path": "grp/sub", "format": fmt,
+            "attributes": {}, "arrays": ["x"], "groups": [], "consolidated": false}),
+        );
+    }
+    (arrays, groups)
 }
 
 #[test]

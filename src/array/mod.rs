@@ -12,6 +12,7 @@ mod linalg;
 mod rechunk;
 mod reduce;
 mod shape;
+mod zarr;
 
 pub use self::core::{
     Array, BlockInfo, arange, from_delayed, from_ndarray, full, human_bytes, linspace, ones,
@@ -23,3 +24,4 @@ pub use elementwise::where_;
 pub use linalg::tensordot;
 pub use reduce::{DEFAULT_SPLIT_EVERY, MeanElement, ReduceOptions};
 pub use shape::{ReshapeDim, concatenate, stack};
+pub use zarr::{ToZarrOptions, from_zarr, from_zarr_with};

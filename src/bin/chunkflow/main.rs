@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod info;
 mod plan;
 mod rechunk;
 
@@ -33,6 +34,14 @@ enum Command {
     },
     /// Rechunks a Zarr array or group under a memory budget (the rechunker algorithm).
     Rechunk(RechunkCmd),
+    /// Prints the tree of groups and arrays in a Zarr store: shapes, chunks, codecs, sizes.
+    Info {
+        /// The store: a path, file:// or memory:// URL.
+        store: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prints the rechunker plan (read, intermediate and write chunks per stage) for changing
     /// an array's chunking under a memory budget.
     Plan {
@@ -147,6 +156,7 @@ fn main() -> ExitCode {
             min_mem,
             json,
         }),
+        Command::Info { store, json } => info::run(&info::InfoArgs { store, json }),
         Command::Rechunk(r) => rechunk::run(&rechunk::RechunkArgs {
             source: r.source,
             target: r.target,
