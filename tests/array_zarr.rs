@@ -14,7 +14,6 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::process::Command;
-use std::sync::Arc;
 
 use chunkflow::array::{self, ChunkSpec, Element, ToZarrOptions, from_zarr, from_zarr_with};
 use chunkflow::graph::{TaskGraph, TaskKind};
@@ -745,79 +744,6 @@ fn empty_arrays_round_trip() {
 // Read-only targets
 // ---------------------------------------------------------------------------------------------
 
-mod read_only {
-    use std::sync::Arc;
-
-    use zarrs::filesystem::FilesystemStore;
-    use zarrs::storage::byte_range::ByteRangeIterator;
-    use zarrs::storage::{
-        Bytes, ListableStorageTraits, MaybeBytes, MaybeBytesIterator, OffsetBytesIterator,
-        ReadableStorageTraits, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes, StorePrefix,
-        WritableStorageTraits,
-    };
-
-    /// A storage that reads through to a directory and refuses every write, like a read-only
-    /// mount (root ignores `chmod`, so this is how the tests see one).
-    #[derive(Debug)]
-    pub struct ReadOnlyDir(pub Arc<FilesystemStore>);
-
-    impl ReadableStorageTraits for ReadOnlyDir {
-        fn get(&self, key: &StoreKey) -> Result<MaybeBytes, StorageError> {
-            self.0.get(key)
-        }
-        fn get_partial_many<'a>(
-            &'a self,
-            key: &StoreKey,
-            byte_ranges: ByteRangeIterator<'a>,
-        ) -> Result<MaybeBytesIterator<'a>, StorageError> {
-            self.0.get_partial_many(key, byte_ranges)
-        }
-        fn size_key(&self, key: &StoreKey) -> Result<Option<u64>, StorageError> {
-            self.0.size_key(key)
-        }
-        fn supports_get_partial(&self) -> bool {
-            self.0.supports_get_partial()
-        }
-    }
-
-    impl ListableStorageTraits for ReadOnlyDir {
-        fn list(&self) -> Result<StoreKeys, StorageError> {
-            self.0.list()
-        }
-        fn list_prefix(&self, prefix: &StorePrefix) -> Result<StoreKeys, StorageError> {
-            self.0.list_prefix(prefix)
-        }
-        fn list_dir(&self, prefix: &StorePrefix) -> Result<StoreKeysPrefixes, StorageError> {
-            self.0.list_dir(prefix)
-        }
-        fn size_prefix(&self, prefix: &StorePrefix) -> Result<u64, StorageError> {
-            self.0.size_prefix(prefix)
-        }
-    }
-
-    impl WritableStorageTraits for ReadOnlyDir {
-        fn set(&self, _: &StoreKey, _: Bytes) -> Result<(), StorageError> {
-            Err(StorageError::ReadOnly)
-        }
-        fn set_partial_many(
-            &self,
-            _: &StoreKey,
-            _: OffsetBytesIterator,
-        ) -> Result<(), StorageError> {
-            Err(StorageError::ReadOnly)
-        }
-        fn erase(&self, _: &StoreKey) -> Result<(), StorageError> {
-            Err(StorageError::ReadOnly)
-        }
-        fn erase_prefix(&self, _: &StorePrefix) -> Result<(), StorageError> {
-            Err(StorageError::ReadOnly)
-        }
-        fn supports_set_partial(&self) -> bool {
-            false
-        }
-    }
-}
-
 fn dir_snapshot(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
     walk(dir)
         .into_iter()
@@ -850,10 +776,7 @@ fn read_only_targets_fail_clearly_and_touch_nothing() {
     let src_before = dir_snapshot(src_dir.path());
     let dst_before = dir_snapshot(dst_dir.path());
 
-    let storage = Arc::new(read_only::ReadOnlyDir(Arc::new(
-        zarrs::filesystem::FilesystemStore::new(dst_dir.path()).unwrap(),
-    )));
-    let target = Store::from_storage(storage, "read-only-target");
+    let target = Store::filesystem(dst_dir.path()).unwrap().read_only();
     let x = from_zarr::<i32>(&source, "x").unwrap();
 
     // A new array: refused when its metadata is written.
@@ -905,7 +828,7 @@ fn chmod_read_only_directories_fail_clearly_unless_root() {
     let probe = target_dir.join("probe");
     if std::fs::write(&probe, b"x").is_ok() {
         // Root (as in this project's CI container) ignores directory permissions: the
-        // read-only behaviour is tested through `ReadOnlyDir` above instead.
+        // read-only behaviour is tested through `Store::read_only` above instead.
         let _ = std::fs::remove_file(&probe);
         eprintln!("running as root: chmod 0o555 does not stop writes; skipped");
         std::fs::set_permissions(&target_dir, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -284,6 +284,22 @@ fn errors_are_clear_and_leave_the_source_untouched() {
 }
 
 #[test]
+fn a_read_only_target_is_a_clear_error() {
+    let store = Store::memory();
+    let spec = ArraySpec::new(vec![10, 10], vec![10, 1], DType::F32);
+    make_source(&store, "src", &spec);
+    let before = snapshot(&store);
+    let mut o = RechunkOptions::new(1 << 20);
+    o.temp = Some(Store::memory());
+    let target = Store::memory().read_only();
+    let err = rechunk(&store, "src", &"1,10".parse().unwrap(), &target, "dst", &o)
+        .err()
+        .expect("a read-only target is refused");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(snapshot(&store), before, "the source is untouched");
+}
+
+#[test]
 fn the_target_appears_only_when_complete() {
     let store = Store::memory();
     let spec = ArraySpec::new(vec![30, 30], vec![30, 1], DType::F32);

@@ -30,11 +30,28 @@ impl<T: Element> Array<T> {
     /// assert_eq!(y.compute().unwrap(), x.compute().unwrap());
     /// ```
     pub fn rechunk(&self, spec: impl Into<ChunkSpec>) -> Result<Array<T>> {
+        self.rechunk_with_limit(spec, None)
+    }
+
+    /// [`Array::rechunk`] where `auto` axes are sized so a block holds at most
+    /// `block_size_limit` bytes (dask's `block_size_limit`; default 128 MiB).
+    ///
+    /// ```
+    /// use chunkflow::array::{self, ChunkSpec, Dim};
+    /// let x = array::zeros::<f64>(&[1000, 1000], [1, 1000]).unwrap();
+    /// let y = x.rechunk_with_limit(ChunkSpec::per_axis(vec![Dim::Auto, Dim::Full]), Some(80_000)).unwrap();
+    /// assert_eq!(y.chunks().axis(0)[0], 10); // 10 rows of 1000 float64 = 80 kB
+    /// ```
+    pub fn rechunk_with_limit(
+        &self,
+        spec: impl Into<ChunkSpec>,
+        block_size_limit: Option<u64>,
+    ) -> Result<Array<T>> {
         let new = Chunks::normalize_with_previous(
             spec,
             self.shape(),
             T::DTYPE.itemsize(),
-            None,
+            block_size_limit,
             self.chunks(),
         )?;
         if &new == self.chunks() {

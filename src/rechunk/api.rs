@@ -301,7 +301,8 @@ pub fn plan_rechunk(
         max_mem: options.max_mem,
         arrays,
         stores: Some(Stores {
-            source: source.clone(),
+            // Nothing in a rechunk may write to its source.
+            source: source.read_only(),
             target: target.clone(),
             temp,
             temp_dir,

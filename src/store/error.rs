@@ -19,14 +19,44 @@ pub type StoreResult<T> = std::result::Result<T, StoreError>;
 pub enum StoreError {
     /// A URL names a scheme this build cannot open.
     #[error(
-        "cannot open store {url:?}: unsupported scheme {scheme:?} (supported: a plain path, \
-         file://PATH, memory:// or memory://NAME)"
+        "cannot open store {url:?}: unsupported scheme {scheme:?} (supported: {})",
+        SUPPORTED_SCHEMES
     )]
     UnsupportedScheme {
         /// The URL as given.
         url: String,
         /// Its scheme (the part before `://`).
         scheme: String,
+    },
+
+    /// A URL names a scheme that chunkflow supports behind a cargo feature this build lacks
+    /// (`s3://` without the `s3` feature).
+    #[error(
+        "cannot open store {url:?}: unsupported scheme {scheme:?} in this build: {scheme}:// \
+         stores need chunkflow built with the {feature:?} feature (cargo build --features \
+         {feature}); this build supports {}",
+        SUPPORTED_SCHEMES
+    )]
+    FeatureRequired {
+        /// The URL as given.
+        url: String,
+        /// Its scheme (the part before `://`).
+        scheme: String,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+    },
+
+    /// A store could not be opened (a remote store's configuration is wrong, its bucket does
+    /// not exist, or it cannot be reached).
+    #[error("cannot open store {url:?}: {reason}")]
+    OpenFailed {
+        /// The URL as given.
+        url: String,
+        /// What went wrong and what to do about it.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// A store or node path is malformed.
@@ -231,6 +261,13 @@ pub enum StoreError {
         source: BoxError,
     },
 }
+
+/// The store URLs this build opens, for messages.
+#[cfg(feature = "s3")]
+const SUPPORTED_SCHEMES: &str =
+    "a plain path, file://PATH, memory://, memory://NAME or s3://BUCKET/PREFIX";
+#[cfg(not(feature = "s3"))]
+const SUPPORTED_SCHEMES: &str = "a plain path, file://PATH, memory:// or memory://NAME";
 
 /// Formats a region as `[0..4, 2..8]`.
 pub(crate) fn fmt_region(region: &[Range<u64>]) -> String {

@@ -43,8 +43,11 @@
 //! uses only `array::{DType, Element, Chunks}`).
 
 mod atomic;
+mod read_only;
 mod error;
 mod latency;
+#[cfg(feature = "s3")]
+mod s3;
 mod spec;
 mod zarr;
 
@@ -59,6 +62,7 @@ use zarrs::storage::store::MemoryStore;
 use zarrs::storage::{Bytes, ReadableWritableListableStorage, StorageError, StoreKey, StorePrefix};
 
 pub use atomic::AtomicWriteStore;
+pub use read_only::ReadOnlyStore;
 pub use error::{BoxError, StoreError, StoreResult};
 pub use latency::{LatencyStore, ReadStats};
 pub use spec::{ArraySpec, BloscCompressor, BloscShuffle, Compression, FillValue, ZarrFormat};
@@ -89,9 +93,15 @@ impl Store {
     ///   write; writes are atomic, see [`AtomicWriteStore`]);
     /// - `memory://`: a new, empty in-memory store;
     /// - `memory://NAME`: the process-wide in-memory store called `NAME` (created on first use,
-    ///   then shared by every `open` of the same URL, like fsspec's `memory://`).
+    ///   then shared by every `open` of the same URL, like fsspec's `memory://`);
+    /// - `s3://BUCKET/PREFIX` (cargo feature `s3`): S3 or S3-compatible object storage, every key
+    ///   under `PREFIX/` in `BUCKET`; endpoint, region and credentials come from the `AWS_*`
+    ///   environment variables (see the `s3` module docs: `AWS_ENDPOINT_URL`, `AWS_REGION`,
+    ///   `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`). Opening makes one request,
+    ///   so a missing bucket or bad credentials fail here. Without the feature, an error saying to
+    ///   build with `--features s3`.
     ///
-    /// Other schemes (`s3://`, `gs://`, `http://`, ...) are an error naming the supported ones.
+    /// Other schemes (`gs://`, `http://`, ...) are an error naming the supported ones.
     ///
     /// ```
     /// use chunkflow::store::Store;
@@ -99,7 +109,7 @@ impl Store {
     /// a.set("greeting", b"hello")?;
     /// let b = Store::open("memory://docs-example")?;
     /// assert_eq!(b.get("greeting")?.as_deref(), Some(&b"hello"[..]));
-    /// assert!(Store::open("s3://bucket/x.zarr").is_err());
+    /// assert!(Store::open("gs://bucket/x.zarr").is_err());
     /// # Ok::<(), chunkflow::store::StoreError>(())
     /// ```
     pub fn open(url: &str) -> StoreResult<Store> {
@@ -122,6 +132,14 @@ impl Store {
                     })
                     .clone())
             }
+            #[cfg(feature = "s3")]
+            Some(("s3", location)) => s3::open(url, location),
+            #[cfg(not(feature = "s3"))]
+            Some(("s3", _)) => Err(StoreError::FeatureRequired {
+                url: url.to_string(),
+                scheme: "s3".into(),
+                feature: "s3",
+            }),
             Some((scheme, _)) => Err(StoreError::UnsupportedScheme {
                 url: url.to_string(),
                 scheme: scheme.to_string(),
@@ -215,6 +233,26 @@ impl Store {
             description: format!("{} (+{delay:?} per read)", self.description).into(),
             read_stats: Some(stats),
             root: self.root,
+        }
+    }
+
+    /// A view of this store that refuses every write (see [`ReadOnlyStore`]).
+    ///
+    /// ```
+    /// use chunkflow::store::Store;
+    /// let store = Store::memory();
+    /// store.set("a", b"1")?;
+    /// let view = store.read_only();
+    /// assert_eq!(view.get("a")?.as_deref(), Some(&b"1"[..]));
+    /// assert!(view.set("a", b"2").is_err());
+    /// # Ok::<(), chunkflow::store::StoreError>(())
+    /// ```
+    pub fn read_only(&self) -> Store {
+        Store {
+            storage: Arc::new(ReadOnlyStore::new(self.storage.clone())),
+            description: self.description.clone(),
+            read_stats: self.read_stats.clone(),
+            root: None,
         }
     }
 
@@ -383,9 +421,13 @@ mod tests {
         let n2 = Store::open("memory://store-tests-shared/").unwrap();
         assert_eq!(n2.get("k").unwrap().as_deref(), Some(&b"v"[..]));
 
-        let err = Store::open("s3://bucket/data.zarr").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("\"s3\"") && msg.contains("memory://"), "{msg}");
+        #[cfg(not(feature = "s3"))]
+        {
+            let msg = Store::open("s3://bucket/data.zarr").unwrap_err().to_string();
+            assert!(msg.contains("\"s3\"") && msg.contains("--features s3"), "{msg}");
+        }
+        let msg = Store::open("gs://bucket/data.zarr").unwrap_err().to_string();
+        assert!(msg.contains("\"gs\"") && msg.contains("memory://"), "{msg}");
         assert!(matches!(
             Store::open(""),
             Err(StoreError::InvalidPath { .. })
