@@ -5,13 +5,15 @@
 //! the next step) as soon as that step returns. The fused task keeps the key of the chain's last
 //! task, so dependents and outputs are unchanged; each step keeps its own key inside
 //! [`TaskOp::Fused`] so a failure names the step that failed. Requested outputs are never fused
-//! away. The pass is linear in the number of tasks.
+//! away, and a read never fuses into a task of another kind, so reads can still run on the
+//! executor's I/O threads while computation stays on its workers. The pass is linear in the
+//! number of tasks.
 
 use std::sync::Arc;
 
 use super::Key;
 use super::frozen::{TaskGraph, TaskId, invert};
-use super::task::{TaskFn, TaskOp};
+use super::task::{TaskFn, TaskKind, TaskOp};
 
 /// Fuses every maximal linear chain of `g` into one task.
 pub fn fuse_linear(g: TaskGraph) -> TaskGraph {
@@ -24,7 +26,9 @@ pub fn fuse_linear(g: TaskGraph) -> TaskGraph {
                 return None;
             }
             let d = dependents[0];
-            (g.deps(d).len() == 1).then_some(d)
+            let read_into_other =
+                g.meta(t).kind == TaskKind::Read && g.meta(d).kind != TaskKind::Read;
+            (g.deps(d).len() == 1 && !read_into_other).then_some(d)
         })
         .collect();
     if next.iter().all(Option::is_none) {

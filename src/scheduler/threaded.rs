@@ -23,6 +23,12 @@
 //! first. Idle workers park on a condition variable (no spinning); a worker that leaves surplus
 //! work wakes one sleeper, and a thief that finds more work behind what it stole wakes the next.
 //!
+//! ## I/O threads
+//! With [`Threaded::with_io_threads`], tasks of kind [`TaskKind::Read`] run on their own pool of
+//! I/O threads, fed in priority order from the `io` queue: reads in flight are then bounded by
+//! the I/O thread count, not the core count (what high-latency stores need), while computation
+//! stays on the workers. Dependents a read makes ready go to the global injector for the workers.
+//!
 //! ## Memory budget
 //! With [`Threaded::with_memory_limit`], a task starts only while the bytes it will hold fit in
 //! what the budget has left (see [`super::memory`]); tasks that do not fit wait, in priority
@@ -45,7 +51,7 @@ use super::callbacks::notify;
 use super::memory::Budget;
 use super::{Callback, Executor, TaskEvent, run_op};
 use crate::error::{Error, Result};
-use crate::graph::{Inputs, TaskGraph, TaskId, Value};
+use crate::graph::{Inputs, TaskGraph, TaskId, TaskKind, Value};
 
 /// Runs a graph on a pool of worker threads with work stealing.
 ///
@@ -54,6 +60,7 @@ use crate::graph::{Inputs, TaskGraph, TaskId, Value};
 #[derive(Clone, Copy, Debug)]
 pub struct Threaded {
     threads: usize,
+    io_threads: usize,
     memory_limit: Option<u64>,
 }
 
@@ -62,8 +69,27 @@ impl Threaded {
     pub fn new(threads: usize) -> Self {
         Threaded {
             threads: threads.max(1),
+            io_threads: 0,
             memory_limit: None,
         }
+    }
+
+    /// Runs read tasks ([`TaskKind::Read`]) on `n` extra I/O threads, so up to `n` reads are in
+    /// flight whatever the core count (0, the default, runs them on the workers).
+    ///
+    /// ```
+    /// use chunkflow::Threaded;
+    /// let ex = Threaded::new(2).with_io_threads(32);
+    /// assert_eq!(ex.io_threads(), 32);
+    /// ```
+    pub fn with_io_threads(mut self, n: usize) -> Self {
+        self.io_threads = n;
+        self
+    }
+
+    /// The number of I/O threads.
+    pub fn io_threads(&self) -> usize {
+        self.io_threads
     }
 
     /// Admits tasks only while the bytes they declare (result plus working memory, see
@@ -96,11 +122,16 @@ impl Executor for Threaded {
     fn execute(&self, graph: &TaskGraph, callbacks: &[Arc<dyn Callback>]) -> Result<Vec<Value>> {
         let workers = self.threads.min(graph.len()).max(1);
         let locals: Vec<Worker<TaskId>> = (0..workers).map(|_| Worker::new_lifo()).collect();
+        let reads = (0..graph.len() as TaskId)
+            .filter(|&id| graph.meta(id).kind == TaskKind::Read)
+            .count();
+        let io_threads = self.io_threads.min(reads);
         let run = Run::new(
             graph,
             callbacks,
             &locals,
             self.memory_limit.map(Budget::new),
+            io_threads > 0,
         );
         notify(callbacks, "on_start", |c| c.on_start(graph, workers))?;
         if graph.is_empty() {
@@ -115,6 +146,13 @@ impl Executor for Threaded {
                     .name(format!("chunkflow-worker-{}", i + 1))
                     .spawn_scoped(scope, move || run.worker_loop(i + 1, &local))
                     .expect("spawning a worker thread");
+            }
+            for i in 0..io_threads {
+                let run = &run;
+                std::thread::Builder::new()
+                    .name(format!("chunkflow-io-{i}"))
+                    .spawn_scoped(scope, move || run.io_loop(workers + i))
+                    .expect("spawning an I/O thread");
             }
             run.worker_loop(0, &mine);
         });
@@ -154,6 +192,41 @@ struct Run<'g> {
     failure: Mutex<Option<Error>>,
     sleep: Sleep,
     budget: Option<Budget>,
+    /// Read tasks waiting for an I/O thread (when I/O threads are on), and their parking.
+    io: Option<(Injector<TaskId>, Sleep)>,
+}
+
+impl Sleep {
+    fn new() -> Self {
+        Sleep {
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+        }
+    }
+
+    /// Wakes one sleeper, if any (the caller made its work visible, then fenced).
+    fn wake_one(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = self.lock.lock();
+            self.cv.notify_one();
+        }
+    }
+
+    fn wake_all(&self) {
+        let _guard = self.lock.lock();
+        self.cv.notify_all();
+    }
+
+    /// Parks until woken, unless `ready()` (checked after registering) says there is work.
+    fn park(&self, ready: impl Fn() -> bool) {
+        let mut guard = self.lock.lock();
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        if !ready() {
+            self.cv.wait(&mut guard);
+        }
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A task's result and the number of its dependents that have not taken it yet.
@@ -176,6 +249,7 @@ impl<'g> Run<'g> {
         callbacks: &'g [Arc<dyn Callback>],
         locals: &[Worker<TaskId>],
         budget: Option<Budget>,
+        io: bool,
     ) -> Self {
         let n = graph.len();
         let ids = 0..n as TaskId;
@@ -199,35 +273,72 @@ impl<'g> Run<'g> {
             unfinished: AtomicUsize::new(n),
             stop: AtomicBool::new(false),
             failure: Mutex::new(None),
-            sleep: Sleep {
-                lock: Mutex::new(()),
-                cv: Condvar::new(),
-                sleepers: AtomicUsize::new(0),
-            },
+            sleep: Sleep::new(),
             budget,
+            io: io.then(|| (Injector::new(), Sleep::new())),
         };
         let mut roots: Vec<TaskId> = graph.roots().collect();
         roots.sort_unstable_by_key(|&id| graph.priority(id));
         for id in roots {
-            run.injector.push(id);
+            run.schedule(id, None);
         }
         run
+    }
+
+    /// Queues a ready task: reads to the I/O queue when I/O threads are on, others to the
+    /// caller's deque (a worker) or the injector (an I/O thread, a root, a readmission).
+    fn schedule(&self, id: TaskId, local: Option<&Worker<TaskId>>) {
+        match (&self.io, local) {
+            (Some((queue, sleep)), _) if self.graph.meta(id).kind == TaskKind::Read => {
+                queue.push(id);
+                fence(Ordering::SeqCst);
+                sleep.wake_one();
+            }
+            (_, Some(local)) => local.push(id),
+            (_, None) => {
+                self.injector.push(id);
+                fence(Ordering::SeqCst);
+                self.sleep.wake_one();
+            }
+        }
+    }
+
+    /// The loop of an I/O thread: run reads from the I/O queue, park when there are none.
+    fn io_loop(&self, me: usize) {
+        let (queue, sleep) = self
+            .io
+            .as_ref()
+            .expect("I/O threads run only with an I/O queue");
+        while !self.stop.load(Ordering::Acquire) {
+            match queue.steal() {
+                Steal::Success(id) => self.admit_and_run(id, me, None),
+                Steal::Retry => {}
+                Steal::Empty => {
+                    sleep.park(|| self.stop.load(Ordering::SeqCst) || !queue.is_empty())
+                }
+            }
+        }
+    }
+
+    /// Runs a task once the memory budget (if any) admits it, else defers it.
+    fn admit_and_run(&self, id: TaskId, me: usize, local: Option<&Worker<TaskId>>) {
+        match &self.budget {
+            None => self.run_task(id, me, local),
+            Some(b) if b.try_admit(Budget::cost(self.graph, id)) => self.run_task(id, me, local),
+            Some(b) => {
+                b.defer(self.graph.priority(id), id);
+                self.readmit();
+            }
+        }
     }
 
     fn worker_loop(&self, me: usize, local: &Worker<TaskId>) {
         while !self.stop.load(Ordering::Acquire) {
             match self.find_task(me, local) {
-                Some(id) => match &self.budget {
-                    None => self.run_task(id, me, local),
-                    Some(b) if b.try_admit(Budget::cost(self.graph, id)) => {
-                        self.run_task(id, me, local)
-                    }
-                    Some(b) => {
-                        b.defer(self.graph.priority(id), id);
-                        self.readmit();
-                    }
-                },
-                None => self.park(),
+                Some(id) => self.admit_and_run(id, me, Some(local)),
+                None => self
+                    .sleep
+                    .park(|| self.stop.load(Ordering::SeqCst) || self.has_visible_work()),
             }
         }
     }
@@ -246,7 +357,7 @@ impl<'g> Run<'g> {
             match stolen {
                 Steal::Success(id) => {
                     if self.has_visible_work() {
-                        self.wake_one();
+                        self.sleep.wake_one();
                     }
                     return Some(id);
                 }
@@ -256,7 +367,7 @@ impl<'g> Run<'g> {
         }
     }
 
-    fn run_task(&self, id: TaskId, me: usize, local: &Worker<TaskId>) {
+    fn run_task(&self, id: TaskId, me: usize, local: Option<&Worker<TaskId>>) {
         let g = self.graph;
         let (inputs, freed) = self.gather_inputs(id);
         let timing = !self.callbacks.is_empty();
@@ -309,7 +420,7 @@ impl<'g> Run<'g> {
         (inputs, freed)
     }
 
-    fn finish_task(&self, id: TaskId, value: Value, local: &Worker<TaskId>, freed: u64) {
+    fn finish_task(&self, id: TaskId, value: Value, local: Option<&Worker<TaskId>>, freed: u64) {
         let g = self.graph;
         let dependents = g.dependents(id);
         let kept = !dependents.is_empty() || g.is_output(id);
@@ -333,11 +444,11 @@ impl<'g> Run<'g> {
             // Best priority pushed last, so it is popped first.
             ready.sort_unstable_by_key(|&d| std::cmp::Reverse(g.priority(d)));
             for &d in &ready {
-                local.push(d);
+                self.schedule(d, local);
             }
-            if local.len() > 1 {
+            if local.is_some_and(|l| l.len() > 1) {
                 fence(Ordering::SeqCst);
-                self.wake_one();
+                self.sleep.wake_one();
             }
         }
         if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -349,9 +460,7 @@ impl<'g> Run<'g> {
     fn readmit(&self) {
         let Some(b) = &self.budget else { return };
         for id in b.readmissible(self.graph) {
-            self.injector.push(id);
-            fence(Ordering::SeqCst);
-            self.wake_one();
+            self.schedule(id, None);
         }
     }
 
@@ -366,27 +475,13 @@ impl<'g> Run<'g> {
 
     fn stop_all(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _guard = self.sleep.lock.lock();
-        self.sleep.cv.notify_all();
+        self.sleep.wake_all();
+        if let Some((_, sleep)) = &self.io {
+            sleep.wake_all();
+        }
     }
 
     fn has_visible_work(&self) -> bool {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
-    }
-
-    fn wake_one(&self) {
-        if self.sleep.sleepers.load(Ordering::SeqCst) > 0 {
-            let _guard = self.sleep.lock.lock();
-            self.sleep.cv.notify_one();
-        }
-    }
-
-    fn park(&self) {
-        let mut guard = self.sleep.lock.lock();
-        self.sleep.sleepers.fetch_add(1, Ordering::SeqCst);
-        if !self.stop.load(Ordering::SeqCst) && !self.has_visible_work() {
-            self.sleep.cv.wait(&mut guard);
-        }
-        self.sleep.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 }
