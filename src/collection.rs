@@ -209,6 +209,41 @@ compute_tuple!(A 0, B 1, C 2, D 3);
 compute_tuple!(A 0, B 1, C 2, D 3, E 4);
 compute_tuple!(A 0, B 1, C 2, D 3, E 4, F 5);
 
+/// Computes collections from async code (`.await` it from tokio or any executor): the graph
+/// runs on its own thread with the given options, so no async runtime thread is blocked while
+/// it runs. Use [`Threaded::with_io_threads`](crate::Threaded::with_io_threads) in the options
+/// for many reads in flight.
+///
+/// ```
+/// use chunkflow::prelude::*;
+/// fn inc(x: i64) -> i64 { x + 1 }
+/// let parts: Vec<Delayed<i64>> = (0..4).map(|i| delayed!(inc(i))).collect();
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let values = rt.block_on(chunkflow::compute_async(parts, ComputeOptions::default())).unwrap();
+/// assert_eq!(values, vec![1, 2, 3, 4]);
+/// ```
+pub async fn compute_async<C>(
+    collections: Vec<C>,
+    options: ComputeOptions,
+) -> Result<Vec<C::Output>>
+where
+    C: Collection + Send + 'static,
+    C::Output: Send + 'static,
+{
+    let (tx, rx) = futures_channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("chunkflow-compute".into())
+        .spawn(move || {
+            let _ = tx.send(collections.as_slice().compute_many(&options));
+        })
+        .map_err(|e| crate::error::Error::InvalidArgument(format!("cannot start a thread: {e}")))?;
+    rx.await.unwrap_or_else(|_| {
+        Err(crate::error::Error::InvalidArgument(
+            "the computation's thread ended without a result (it panicked)".into(),
+        ))
+    })
+}
+
 impl<C: Collection> ComputeMany for &[C] {
     type Output = Vec<C::Output>;
     fn compute_many(self, options: &ComputeOptions) -> Result<Self::Output> {

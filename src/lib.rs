@@ -27,14 +27,14 @@ pub mod rechunk;
 pub mod scheduler;
 pub mod store;
 
-pub use collection::{Collection, ComputeOptions, compute, compute_with};
+pub use collection::{Collection, ComputeOptions, compute, compute_async, compute_with};
 pub use delayed::{Delayed, delayed, try_delayed};
 pub use error::{BoxError, Error, Result};
 pub use scheduler::{Executor, Sequential, Threaded};
 
 /// The names most programs need: `use chunkflow::prelude::*;`.
 pub mod prelude {
-    pub use crate::collection::{Collection, ComputeOptions, compute, compute_with};
+    pub use crate::collection::{Collection, ComputeOptions, compute, compute_async, compute_with};
     pub use crate::delayed;
     pub use crate::delayed::{Delayed, try_delayed};
     pub use crate::error::{Error, Result};

@@ -61,3 +61,33 @@ fn io_threads_work_with_a_memory_budget_and_other_tasks() {
     let expected: f64 = (0..50).map(|v| v as f64 * 32.0).sum();
     assert_eq!(load_all(&store, ex), expected);
 }
+
+/// Loading from tokio: many reads in flight while the runtime's own thread stays free.
+#[tokio::test(flavor = "current_thread")]
+async fn compute_async_loads_concurrently_from_tokio() {
+    let store = latency_store(Duration::from_millis(20));
+    let stats = store.read_stats().unwrap();
+    let sums: Vec<Delayed<f64>> = (0..50)
+        .map(|v| {
+            from_zarr::<f64>(&store, &format!("v{v}"))
+                .unwrap()
+                .sum_all()
+        })
+        .collect();
+    let options = ComputeOptions::default().executor(Threaded::new(2).with_io_threads(32));
+    // The runtime keeps running other work while the load is in flight.
+    let ticker = tokio::spawn(async {
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    });
+    let values = chunkflow::compute_async(sums, options).await.unwrap();
+    assert!(ticker.await.unwrap());
+    assert_eq!(
+        values.iter().sum::<f64>(),
+        (0..50).map(|v| v as f64 * 32.0).sum::<f64>()
+    );
+    let max = stats.max_in_flight();
+    assert!(max > 2 && max <= 32, "{max} reads in flight");
+}
