@@ -1017,7 +1017,7 @@ fn info_errors_are_clear() {
     let (ok, _, err) = info(&[dir.path().join("notes.txt").to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("not a directory"), "{err}");
-    let (ok, _, err) = info(&["s3://bucket/x.zarr"]);
+    let (ok, _, err) = info(&["gs://bucket/x.zarr"]);
     assert!(!ok);
     assert!(err.contains("unsupported scheme"), "{err}");
 }

@@ -43,9 +43,9 @@
 //! uses only `array::{DType, Element, Chunks}`).
 
 mod atomic;
-mod read_only;
 mod error;
 mod latency;
+mod read_only;
 #[cfg(feature = "s3")]
 mod s3;
 mod spec;
@@ -62,9 +62,9 @@ use zarrs::storage::store::MemoryStore;
 use zarrs::storage::{Bytes, ReadableWritableListableStorage, StorageError, StoreKey, StorePrefix};
 
 pub use atomic::AtomicWriteStore;
-pub use read_only::ReadOnlyStore;
 pub use error::{BoxError, StoreError, StoreResult};
 pub use latency::{LatencyStore, ReadStats};
+pub use read_only::ReadOnlyStore;
 pub use spec::{ArraySpec, BloscCompressor, BloscShuffle, Compression, FillValue, ZarrFormat};
 pub use zarr::{
     Children, NodeKind, ZarrArray, consolidate_metadata, create_group, group_attributes,
@@ -423,10 +423,17 @@ mod tests {
 
         #[cfg(not(feature = "s3"))]
         {
-            let msg = Store::open("s3://bucket/data.zarr").unwrap_err().to_string();
-            assert!(msg.contains("\"s3\"") && msg.contains("--features s3"), "{msg}");
+            let msg = Store::open("s3://bucket/data.zarr")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("\"s3\"") && msg.contains("--features s3"),
+                "{msg}"
+            );
         }
-        let msg = Store::open("gs://bucket/data.zarr").unwrap_err().to_string();
+        let msg = Store::open("gs://bucket/data.zarr")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("\"gs\"") && msg.contains("memory://"), "{msg}");
         assert!(matches!(
             Store::open(""),
