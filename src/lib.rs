@@ -23,6 +23,7 @@ pub mod collection;
 pub mod delayed;
 pub mod error;
 pub mod graph;
+pub mod partition;
 pub mod rechunk;
 pub mod scheduler;
 pub mod store;

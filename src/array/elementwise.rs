@@ -342,11 +342,19 @@ impl<T: Element> Array<T> {
     }
     /// Elementwise maximum (NaN propagates, like numpy's `maximum`).
     pub fn maximum(&self, other: &Array<T>) -> Result<Array<T>> {
-        self.zip_with(other, "maximum", |a, b| if is_nan(&a) || a > b { a } else { b })
+        self.zip_with(
+            other,
+            "maximum",
+            |a, b| if is_nan(&a) || a > b { a } else { b },
+        )
     }
     /// Elementwise minimum (NaN propagates, like numpy's `minimum`).
     pub fn minimum(&self, other: &Array<T>) -> Result<Array<T>> {
-        self.zip_with(other, "minimum", |a, b| if is_nan(&a) || a < b { a } else { b })
+        self.zip_with(
+            other,
+            "minimum",
+            |a, b| if is_nan(&a) || a < b { a } else { b },
+        )
     }
 }
 

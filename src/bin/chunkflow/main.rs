@@ -9,6 +9,7 @@ mod demo;
 mod info;
 mod plan;
 mod rechunk;
+mod verify;
 
 /// Lazy, parallel, larger-than-memory work on chunked arrays stored in Zarr.
 #[derive(Parser)]
@@ -67,6 +68,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Checks that every chunk of every array in a Zarr store is stored (e.g. after a
+    /// partitioned write); names the missing chunks and, with --ranks/--dims, the ranks to
+    /// re-run. Exit status 0: complete, 3: chunks missing, 1: error.
+    Verify(verify::VerifyArgs),
 }
 
 /// Arguments of `chunkflow rechunk`.
@@ -157,6 +162,10 @@ fn main() -> ExitCode {
             json,
         }),
         Command::Info { store, json } => info::run(&info::InfoArgs { store, json }),
+        Command::Verify(args) => match verify::run(&args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Rechunk(r) => rechunk::run(&rechunk::RechunkArgs {
             source: r.source,
             target: r.target,
