@@ -4,7 +4,7 @@
 # 1. installs missing system programs (Graphviz) so no test path is skipped;
 # 2. `cargo test`: unit, integration and doc tests, and builds every example and bench;
 # 3. runs the tutorial example ports and the demo with small sizes;
-# 4. the interop suites against the real Python tools (rechunker, zarr-python) and the S3 store
+# 4. the interop suites against the real Python tools (rechunker, zarr-python, xarray) and the S3 store
 #    (feature `s3`) against a moto server on loopback, each in its own venv under target/py/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,4 +24,5 @@ cargo run --quiet -- demo --sleep-ms 10 --out target/demo-ci
 
 bash scripts/rechunker-parity.sh
 bash scripts/zarr-interop.sh
+bash scripts/xarray-interop.sh
 bash scripts/s3-test.sh

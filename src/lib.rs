@@ -20,6 +20,7 @@
 
 pub mod array;
 pub mod collection;
+pub mod dataset;
 pub mod delayed;
 pub mod error;
 pub mod graph;
