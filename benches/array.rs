@@ -4,6 +4,10 @@
 //!
 //! `cargo bench --bench array`
 
+// The allocator of examples/array_bench.rs (glibc's malloc re-faults large chunk buffers).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 use chunkflow::array::random;

@@ -6,13 +6,23 @@
 //!   after fusion;
 //! - `ooc-sum` (with `--ooc`): the sum of a 64 GiB virtual random array in 64 MiB chunks.
 //!
-//! Peak RSS is reset between workloads (`/proc/self/clear_refs`), so each line is its own peak.
+//! Peak RSS is reset between workloads (`/proc/self/clear_refs`), so each line is its own peak
+//! (but the allocator keeps freed memory mapped for reuse, so run one workload per process,
+//! `--only NAME`, as `bench/compare/array.sh` does, for a clean peak). The binary uses mimalloc
+//! (see below).
 //!
 //! ```text
 //! cargo run --release --example array_bench [-- --threads N] [--size 20000] [--ooc] [--only NAME]
 //! ```
 
 use std::time::Instant;
+
+// mimalloc, as a program that allocates many large chunk buffers should use. glibc's malloc
+// gives freed 30 MiB buffers back to the kernel (per-thread arenas, heap trimming), and every new
+// one is faulted in again 4 KiB at a time: with it, `(x + x.T).mean(0)` spends more time in
+// page faults than in arithmetic (bench/RESULTS.md, arrays, has both allocators' numbers).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use chunkflow::array::random;
 use chunkflow::graph::FreezeOptions;

@@ -20,6 +20,8 @@ for example in delayed_basics many_tasks; do
 done
 cargo run --quiet --example array_basics -- --small
 cargo run --quiet --example rechunk_era5_like -- --out target/examples/era5-ci
+cargo run --quiet --example async_load -- --latency-ms 5
+cargo run --quiet --example dataset_zarr -- --small --out target/examples/climate-ci.zarr
 cargo run --quiet -- demo --sleep-ms 10 --out target/demo-ci
 
 bash scripts/rechunker-parity.sh

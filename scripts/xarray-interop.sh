@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Checks chunkflow's dataset room against real xarray.
+# Checks chunkflow's dataset room against real xarray (and xpartition), both ways.
 #
-# Makes (or reuses) a venv with pinned xarray, zarr, numcodecs, NumPy, pandas and dask under
-# target/py/, has xarray write fixture stores (tests/interop/xarray_fixtures.py write: index and
-# auxiliary coordinates, NaN fill values, CF-packed int16, masked ints and floats, times in the
-# standard and proleptic_gregorian calendars and in noleap, v2 and v3, consolidated, plain and
-# stale, a nested group, groups without xarray metadata) with a manifest of what xarray reads
-# back, then runs the ignored integration test tests/dataset_open.rs::xarray_fixtures, which
-# opens every case with chunkflow and compares. Exits non-zero on any mismatch.
+# Makes (or reuses) a venv with pinned xarray, zarr, numcodecs, NumPy, pandas, dask and
+# xpartition under target/py/, then:
+# 1. xarray writes fixture stores (tests/interop/xarray_fixtures.py write: index and auxiliary
+#    coordinates, NaN fill values, CF-packed int16, masked ints and floats, times in the
+#    standard and proleptic_gregorian calendars and in noleap, v2 and v3, consolidated, plain and
+#    stale, a nested group, groups without xarray metadata) with a manifest of what xarray reads
+#    back;
+# 2. xpartition initializes stores from some of them (`xpartition-init`: v2, v3, sharded);
+# 3. chunkflow opens every fixture and compares (tests/dataset_open.rs::xarray_fixtures);
+# 4. chunkflow writes stores (tests/dataset_write.rs::xarray_writes): the fixtures opened and
+#    written back in v2 and v3, consolidated and not, and through initialize_store + ranks; a
+#    dataset built in Rust, directly and by ranks; the xpartition stores filled by ranks;
+# 5. xarray opens each of those with warnings as errors and requires assert_identical with its
+#    own reading of the source (or the Rust dataset's values), the source's encoding, and for
+#    same-format round trips the same metadata documents as xarray's own rewrite
+#    (`check-writes`).
+# Exits non-zero on any mismatch.
 #
 # Usage: scripts/xarray-interop.sh [WORK_DIR]      (default: target/xarray-interop, recreated)
 # Environment: PYTHON (default python3), CHUNKFLOW_ROOT (the crate to test; default: the repo
@@ -21,6 +31,8 @@ NUMCODECS_VERSION="0.16.6"
 NUMPY_VERSION="2.4.6"
 PANDAS_VERSION="3.1.1"
 DASK_VERSION="2026.8.0"
+# xpartition 2025.03.0 (PyPI normalises the version to 2025.3.0) works with xarray 2026.9.
+XPARTITION_VERSION="2025.3.0"
 
 ROOT="${CHUNKFLOW_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 cd "$ROOT"
@@ -36,6 +48,7 @@ fi
 PINS=(
     "xarray==$XARRAY_VERSION" "zarr==$ZARR_VERSION" "numcodecs==$NUMCODECS_VERSION"
     "numpy==$NUMPY_VERSION" "pandas==$PANDAS_VERSION" "dask==$DASK_VERSION"
+    "xpartition==$XPARTITION_VERSION"
 )
 if ! "$VENV/bin/python" - "${PINS[@]}" <<'PY' 2>/dev/null; then
 import sys
@@ -59,7 +72,18 @@ echo "xarray writes fixtures into $WORK" >&2
 "$VENV/bin/python" -W ignore::UserWarning -W ignore::RuntimeWarning \
     tests/interop/xarray_fixtures.py write "$WORK"
 
+echo "xpartition initializes stores for chunkflow ranks to fill" >&2
+"$VENV/bin/python" -W ignore::UserWarning \
+    tests/interop/xarray_fixtures.py xpartition-init "$WORK"
+
 echo "chunkflow opens them and compares" >&2
 CHUNKFLOW_XARRAY_FIXTURES="$WORK" \
     cargo test --test dataset_open -- --ignored --nocapture xarray_fixtures
+
+echo "chunkflow writes stores (and fills the xpartition ones by ranks)" >&2
+CHUNKFLOW_XARRAY_FIXTURES="$WORK" \
+    cargo test --test dataset_write -- --ignored --nocapture xarray_writes
+
+echo "xarray opens what chunkflow wrote and compares" >&2
+"$VENV/bin/python" tests/interop/xarray_fixtures.py check-writes "$WORK"
 echo "xarray interop: OK" >&2

@@ -16,8 +16,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ndarray::{ArrayD, IxDyn, SliceInfoElem};
-use rand::{Rng, SeedableRng};
-use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::chunks::{ChunkSpec, Chunks};
 use super::dtype::{DType, Element, Float, Number};
@@ -41,7 +39,22 @@ pub struct Array<T> {
     name: Arc<str>,
     chunks: Arc<Chunks>,
     layer: Arc<Layer>,
+    /// Set when this array is a transpose of another (`x.T`): element-wise operations read the
+    /// source's blocks through permuted strides instead of running the transpose tasks, which
+    /// would copy a block that something else also reads.
+    view: Option<Arc<TransposeOf>>,
     _type: PhantomData<fn() -> T>,
+}
+
+/// The array a transpose reads: block `i` of the transpose is block `j` of the source with
+/// `j[perm[k]] = i[k]`, its axes permuted by `perm`.
+pub(crate) struct TransposeOf {
+    /// The source's layer name.
+    pub(crate) name: Arc<str>,
+    /// The source's layer.
+    pub(crate) layer: Arc<Layer>,
+    /// Axis `k` of the transpose is axis `perm[k]` of the source.
+    pub(crate) perm: Arc<[usize]>,
 }
 
 impl<T> Clone for Array<T> {
@@ -50,6 +63,7 @@ impl<T> Clone for Array<T> {
             name: self.name.clone(),
             chunks: self.chunks.clone(),
             layer: self.layer.clone(),
+            view: self.view.clone(),
             _type: PhantomData,
         }
     }
@@ -90,6 +104,7 @@ impl<T: Element> Array<T> {
             name,
             chunks: Arc::new(chunks),
             layer,
+            view: None,
             _type: PhantomData,
         }
     }
@@ -100,8 +115,33 @@ impl<T: Element> Array<T> {
             name,
             chunks: Arc::new(chunks),
             layer,
+            view: None,
             _type: PhantomData,
         }
+    }
+
+    /// Marks this array as the transpose of `source` by `perm` (see [`TransposeOf`]).
+    pub(crate) fn with_transpose_source(mut self, source: &Array<T>, perm: &[usize]) -> Self {
+        // A transpose of a transpose reads the original source.
+        let view = match &source.view {
+            Some(inner) => TransposeOf {
+                name: inner.name.clone(),
+                layer: inner.layer.clone(),
+                perm: perm.iter().map(|&p| inner.perm[p]).collect(),
+            },
+            None => TransposeOf {
+                name: source.name.clone(),
+                layer: source.layer.clone(),
+                perm: perm.into(),
+            },
+        };
+        self.view = Some(Arc::new(view));
+        self
+    }
+
+    /// What this array is a transpose of, if it is one.
+    pub(crate) fn transpose_source(&self) -> Option<&Arc<TransposeOf>> {
+        self.view.as_ref()
     }
 
     /// The array's layer name (the name part of every chunk key).
@@ -202,6 +242,7 @@ impl<T: Element> Array<T> {
             name: self.name.clone(),
             chunks: self.chunks.clone(),
             layer: Arc::new(Layer::new(self.name.clone(), tasks, vec![])),
+            view: None,
             _type: PhantomData,
         })
     }
@@ -317,10 +358,22 @@ impl<T: Element> Array<T> {
             vec![self.layer.clone()],
             |idx, key| {
                 let f = f.clone();
-                Task::call(key, [self.block_key(idx)], move |inputs| {
-                    let mut block = take_block::<T>(inputs, 0)?;
-                    block.mapv_inplace(&*f);
-                    Ok(value(block))
+                Task::call(key, [self.block_key(idx)], move |mut inputs| {
+                    let v = std::mem::replace(&mut inputs[0], value(()));
+                    let shared = match v.downcast::<ArrayD<T>>() {
+                        Ok(arc) => match Arc::try_unwrap(arc) {
+                            Ok(mut block) => {
+                                block.mapv_inplace(&*f);
+                                return Ok(value(block));
+                            }
+                            Err(shared) => shared,
+                        },
+                        Err(_) => {
+                            return Err(format!("input 0 is not an array of {}", T::DTYPE).into());
+                        }
+                    };
+                    // Another task still reads the chunk: one pass into a new buffer.
+                    Ok(value(shared.mapv(&*f)))
                 })
             },
         )
@@ -723,8 +776,17 @@ fn block_seed(seed: u64, index: &[usize]) -> u64 {
 }
 
 /// Random arrays (dask's `da.random`): reproducible for a seed whatever the executor.
+///
+/// Each chunk has its own generator, seeded from the user's seed and the chunk's index, so a
+/// chunk's values depend on neither the executor nor the thread count nor the other chunks.
+/// The generator is xoshiro256++ in 8 interleaved streams (lane 0 is
+/// `rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(chunk seed)`, lane `l` that stream jumped
+/// `l` × 2^128 steps ahead), which fills a chunk with SIMD code; uniform doubles carry 53 random
+/// bits like numpy's (`(x >> 11) · 2^-53`), normal samples come from `rand_distr`'s ziggurat.
+/// The streams differ from numpy's PCG64, so the same seed gives other numbers than dask.
 pub mod random {
     use super::*;
+    use crate::array::rng::ChunkRng;
     use rand_distr::{Distribution, StandardNormal};
 
     /// Uniform samples in `[0, 1)`.
@@ -736,19 +798,18 @@ pub mod random {
     /// assert!((m - 0.5).abs() < 0.05);
     /// ```
     pub fn random(shape: &[usize], chunks: impl Into<ChunkSpec>, seed: u64) -> Result<Array<f64>> {
-        generate(
-            shape,
-            chunks,
-            seed,
-            "random_sample",
-            |rng: &mut Xoshiro256PlusPlus| {
-                // 53 random bits → [0, 1), like numpy.
-                (rng.random::<u64>() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-            },
-        )
+        generate(shape, chunks, seed, "random_sample", |rng, n| {
+            rng.uniform_vec(n)
+        })
     }
 
     /// Uniform samples in `[low, high)`.
+    ///
+    /// ```
+    /// use chunkflow::array::random;
+    /// let x = random::uniform(&[1000], [300], -2.0, 2.0, 1).unwrap().compute().unwrap();
+    /// assert!(x.iter().all(|v| (-2.0..2.0).contains(v)));
+    /// ```
     pub fn uniform(
         shape: &[usize],
         chunks: impl Into<ChunkSpec>,
@@ -765,6 +826,13 @@ pub mod random {
     }
 
     /// Normal samples with mean `loc` and standard deviation `scale`.
+    ///
+    /// ```
+    /// use chunkflow::array::random;
+    /// let x = random::normal(&[100_000], [25_000], 3.0, 0.5, 1).unwrap();
+    /// let m = x.mean_all().compute().unwrap();
+    /// assert!((m - 3.0).abs() < 0.01);
+    /// ```
     pub fn normal(
         shape: &[usize],
         chunks: impl Into<ChunkSpec>,
@@ -777,19 +845,25 @@ pub mod random {
             chunks,
             crate::graph::token::token_of(&(seed, loc, scale)),
             "normal",
-            move |rng: &mut Xoshiro256PlusPlus| {
-                let z: f64 = StandardNormal.sample(rng);
-                loc + scale * z
+            move |rng, n| {
+                (0..n)
+                    .map(|_| {
+                        let z: f64 = StandardNormal.sample(rng);
+                        loc + scale * z
+                    })
+                    .collect()
             },
         )
     }
 
+    /// An array whose every chunk is `fill(generator of the chunk, number of elements)`, in C
+    /// order.
     fn generate(
         shape: &[usize],
         chunks: impl Into<ChunkSpec>,
         seed: u64,
         op: &str,
-        sample: impl Fn(&mut Xoshiro256PlusPlus) -> f64 + Send + Sync + Copy + 'static,
+        fill: impl Fn(&mut ChunkRng, usize) -> Vec<f64> + Send + Sync + Copy + 'static,
     ) -> Result<Array<f64>> {
         let chunks = normalize(chunks, shape, 8)?;
         let name = key_name(
@@ -804,9 +878,9 @@ pub mod random {
                 let shape = chunks.block_shape(idx);
                 let block_seed = block_seed(seed, idx);
                 Task::call(key, Vec::<Key>::new(), move |_| {
-                    let mut rng = Xoshiro256PlusPlus::seed_from_u64(block_seed);
+                    let mut rng = ChunkRng::new(block_seed);
                     let n: usize = shape.iter().product();
-                    let v: Vec<f64> = (0..n).map(|_| sample(&mut rng)).collect();
+                    let v = fill(&mut rng, n);
                     Ok(value(ArrayD::from_shape_vec(IxDyn(&shape), v)?))
                 })
             },

@@ -6,7 +6,10 @@
 //! missing leading axes broadcast as in numpy. Each output block is one task reading the
 //! matching block of every operand. A chain of element-wise steps on one array is a linear
 //! chain per chunk, which the graph optimizer fuses into one task per chunk (blockwise fusion);
-//! a step that is its input chunk's last consumer works in place.
+//! a step that is its input chunk's last consumer works in place. An operand that is a transpose
+//! (`x.t()`) is read from its source's blocks through permuted strides, so `&x + &x.t()` runs no
+//! transpose task and copies no block; the kernels are generic over the operation, so each one
+//! is compiled (and vectorised) for its closure.
 //!
 //! Operators (`&a + &b`) panic, like ndarray's, when shapes cannot be broadcast; the `try_*`
 //! methods and [`where_`] return that as an error instead.
@@ -17,7 +20,7 @@ use std::sync::Arc;
 use ndarray::{ArrayD, IxDyn, Zip};
 
 use super::chunks::{Chunks, common_refinement};
-use super::core::{Array, op_token};
+use super::core::{Array, TransposeOf, op_token};
 use super::dtype::{Element, Float, Number, is_nan};
 use crate::error::{BoxError, Error, Result};
 use crate::graph::token::{key_name, token_of};
@@ -30,6 +33,8 @@ pub(crate) struct Operand {
     chunks: Chunks,
     layer: Arc<Layer>,
     rechunk: fn(&Operand, &Chunks) -> Result<Operand>,
+    /// For a transpose: the source array whose blocks are read as permuted views.
+    view: Option<Arc<TransposeOf>>,
 }
 
 impl<T: Element> Array<T> {
@@ -39,9 +44,13 @@ impl<T: Element> Array<T> {
             chunks: self.chunks().clone(),
             layer: self.layer().clone(),
             rechunk: rechunk_operand::<T>,
+            view: self.transpose_source().cloned(),
         }
     }
 }
+
+/// Per operand, the axis permutation its blocks are read with (`None`: as they are).
+pub(crate) type Perms = [Option<Arc<[usize]>>];
 
 fn rechunk_operand<T: Element>(op: &Operand, chunks: &Chunks) -> Result<Operand> {
     let a: Array<T> = Array::from_parts(op.name.clone(), op.chunks.clone(), op.layer.clone());
@@ -130,7 +139,11 @@ fn shape_error(operands: &[Operand]) -> Error {
 }
 
 /// Builds an element-wise array over broadcast operands; `f` gets the operands' blocks (in
-/// operand order) and the output block's shape.
+/// operand order), the permutation to read each with, and the output block's shape.
+///
+/// An operand that is a transpose (`x.t()`) is read from its source's blocks through permuted
+/// strides: its transpose tasks never run, so a block of `x` that both `x` and `x.t()` use is
+/// not copied.
 pub(crate) fn elementwise<U, F>(
     op: &str,
     params: u64,
@@ -139,13 +152,22 @@ pub(crate) fn elementwise<U, F>(
 ) -> Result<Array<U>>
 where
     U: Element,
-    F: Fn(Inputs, &[usize]) -> Result<ArrayD<U>, BoxError> + Send + Sync + 'static,
+    F: Fn(Inputs, &Perms, &[usize]) -> Result<ArrayD<U>, BoxError> + Send + Sync + 'static,
 {
     let b = broadcast(operands)?;
     let names: Vec<&str> = b.operands.iter().map(|o| &*o.name).collect();
     let name = key_name(op, op_token(op, &names, &params));
     let f = Arc::new(f);
-    let layers = b.operands.iter().map(|o| o.layer.clone()).collect();
+    let layers = b
+        .operands
+        .iter()
+        .map(|o| o.view.as_ref().map_or(&o.layer, |v| &v.layer).clone())
+        .collect();
+    let perms: Arc<Perms> = b
+        .operands
+        .iter()
+        .map(|o| o.view.as_ref().map(|v| v.perm.clone()))
+        .collect();
     let chunks = b.chunks.clone();
     Ok(Array::from_block_tasks(
         name,
@@ -163,12 +185,23 @@ where
                             oi[*a] = idx[k];
                         }
                     }
-                    Key::chunk(o.name.clone(), &oi)
+                    match &o.view {
+                        None => Key::chunk(o.name.clone(), &oi),
+                        Some(v) => {
+                            let mut si = vec![0; oi.len()];
+                            for (k, &p) in v.perm.iter().enumerate() {
+                                si[p] = oi[k];
+                            }
+                            Key::chunk(v.name.clone(), &si)
+                        }
+                    }
                 })
                 .collect();
             let shape = chunks.block_shape(idx);
-            let f = f.clone();
-            Task::call(key, deps, move |inputs| Ok(value(f(inputs, &shape)?)))
+            let (f, perms) = (f.clone(), perms.clone());
+            Task::call(key, deps, move |inputs| {
+                Ok(value(f(inputs, &perms, &shape)?))
+            })
         },
     ))
 }
@@ -176,27 +209,36 @@ where
 /// A block: owned (this task was its last consumer) or shared.
 enum Block<T> {
     Owned(ArrayD<T>),
-    Shared(Value),
+    /// Shared with other readers, with the permutation to read it with.
+    Shared(Arc<ArrayD<T>>, Option<Arc<[usize]>>),
 }
 
 impl<T: Element> Block<T> {
-    fn take(v: Value) -> Result<Self, BoxError> {
+    /// Input `i` of `inputs` read with permutation `perms[i]`.
+    fn take(
+        inputs: &mut impl Iterator<Item = Value>,
+        perms: &Perms,
+        i: usize,
+    ) -> Result<Self, BoxError> {
+        let v = inputs.next().ok_or("missing input")?;
+        let perm = perms.get(i).and_then(|p| p.clone());
         match v.downcast::<ArrayD<T>>() {
             Ok(arc) => Ok(match Arc::try_unwrap(arc) {
-                Ok(owned) => Block::Owned(owned),
-                Err(shared) => Block::Shared(shared),
+                Ok(owned) => Block::Owned(match perm {
+                    Some(p) => owned.permuted_axes(&*p),
+                    None => owned,
+                }),
+                Err(shared) => Block::Shared(shared, perm),
             }),
-            Err(_) => Err(format!("input is not an array of {}", T::DTYPE).into()),
+            Err(_) => Err(format!("input {i} is not an array of {}", T::DTYPE).into()),
         }
     }
 
     fn view(&self) -> ndarray::ArrayViewD<'_, T> {
         match self {
             Block::Owned(a) => a.view(),
-            Block::Shared(v) => v
-                .downcast_ref::<ArrayD<T>>()
-                .expect("checked in take")
-                .view(),
+            Block::Shared(a, None) => a.view(),
+            Block::Shared(a, Some(p)) => a.view().permuted_axes(&**p),
         }
     }
 }
@@ -215,42 +257,125 @@ fn broadcast_view<'a, T>(
     })
 }
 
-/// `f(a, b)` elementwise over two broadcast operands of type `T`, in place in `a` when
-/// possible.
-fn binary_same<T: Element>(
+/// `f(a, b)` elementwise over two broadcast operands of type `T`, in place in `a` (or `b`)
+/// when this task holds the operand's only reference and it has the output's shape.
+///
+/// `f` is a generic closure, so the loop is monomorphised per operation and vectorises; `Zip`
+/// walks operands of any layout (a transposed block is read through its permuted strides), and
+/// two 2-d operands of opposite memory orders are walked in tiles (see [`zip_assign`]).
+fn binary_same<T: Element, F: Fn(T, T) -> T>(
     inputs: Inputs,
+    perms: &Perms,
     shape: &[usize],
-    f: fn(T, T) -> T,
+    f: F,
 ) -> Result<ArrayD<T>, BoxError> {
     let mut it = inputs.into_iter();
-    let a = Block::<T>::take(it.next().ok_or("missing input")?)?;
-    let b = Block::<T>::take(it.next().ok_or("missing input")?)?;
-    let bv = b.view();
-    match a {
-        Block::Owned(mut a) if a.shape() == shape => {
-            Zip::from(&mut a)
-                .and(&broadcast_view(&bv, shape)?)
-                .for_each(|x, &y| *x = f(*x, y));
+    let a = Block::<T>::take(&mut it, perms, 0)?;
+    let b = Block::<T>::take(&mut it, perms, 1)?;
+    match (a, b) {
+        (Block::Owned(mut a), b) if a.shape() == shape => {
+            let bv = b.view();
+            zip_assign(a.view_mut(), broadcast_view(&bv, shape)?, |x, y| {
+                *x = f(*x, y)
+            });
             Ok(a)
         }
-        a => {
+        (a, Block::Owned(mut b)) if b.shape() == shape => {
             let av = a.view();
-            Ok(Zip::from(&broadcast_view(&av, shape)?)
-                .and(&broadcast_view(&bv, shape)?)
-                .map_collect(|&x, &y| f(x, y)))
+            zip_assign(b.view_mut(), broadcast_view(&av, shape)?, |y, x| {
+                *y = f(x, *y)
+            });
+            Ok(b)
+        }
+        (a, b) => {
+            let (av, bv) = (a.view(), b.view());
+            let (av, bv) = (broadcast_view(&av, shape)?, broadcast_view(&bv, shape)?);
+            if crosses_layout(&av, &bv) {
+                // Copy `a` (a streaming pass), then combine tile by tile.
+                let mut out = av.to_owned();
+                zip_assign(out.view_mut(), bv, |x, y| *x = f(*x, y));
+                Ok(out)
+            } else {
+                Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
+            }
+        }
+    }
+}
+
+/// Whether two 2-d views of one shape have opposite memory orders (one walks rows where the
+/// other walks columns: `x` and `x.T`), so that a plain walk strides through one of them.
+fn crosses_layout<T, U>(a: &ndarray::ArrayViewD<'_, T>, b: &ndarray::ArrayViewD<'_, U>) -> bool {
+    let inner = |s: &[isize]| (s[0].unsigned_abs(), s[1].unsigned_abs());
+    if a.ndim() != 2 || a.len() < TILE * TILE {
+        return false;
+    }
+    let (a0, a1) = inner(a.strides());
+    let (b0, b1) = inner(b.strides());
+    (a1 == 1 && b0 == 1 && b1 > 1) || (a0 == 1 && b1 == 1 && b0 > 1)
+}
+
+/// Tile edge for walking operands of opposite memory orders: a 64 × 64 tile of f64 is 32 KiB,
+/// so both operands' tiles stay in the L1/L2 cache while one is read across its rows.
+const TILE: usize = 64;
+
+/// `f(out element, other element)` over two views of one shape; 2-d views of opposite memory
+/// orders are walked tile by tile, so neither is read with a cache miss per element.
+fn zip_assign<T: Copy, F: Fn(&mut T, T)>(
+    out: ndarray::ArrayViewMutD<'_, T>,
+    other: ndarray::ArrayViewD<'_, T>,
+    f: F,
+) {
+    let mut out = out;
+    if !crosses_layout(&out.view(), &other) {
+        Zip::from(&mut out).and(&other).for_each(|x, &y| f(x, y));
+        return;
+    }
+    let (Ok(mut out), Ok(mut other)) = (
+        out.into_dimensionality::<ndarray::Ix2>(),
+        other.into_dimensionality::<ndarray::Ix2>(),
+    ) else {
+        unreachable!("crosses_layout checked both are 2-d")
+    };
+    // Make `out` walk rows (its last axis contiguous); `other` then walks columns.
+    if out.strides()[1].unsigned_abs() != 1 {
+        out = out.reversed_axes();
+        other = other.reversed_axes();
+    }
+    let (rows, cols) = out.dim();
+    let other_t = other.reversed_axes();
+    match (out.as_slice_mut(), other_t.as_slice()) {
+        (Some(dst), Some(src)) => {
+            // dst[r, c] = f(dst[r, c], src[c, r]), both row-major, tile by tile.
+            for r0 in (0..rows).step_by(TILE) {
+                let r1 = (r0 + TILE).min(rows);
+                for c0 in (0..cols).step_by(TILE) {
+                    let c1 = (c0 + TILE).min(cols);
+                    for r in r0..r1 {
+                        let row = &mut dst[r * cols + c0..r * cols + c1];
+                        for (x, c) in row.iter_mut().zip(c0..c1) {
+                            f(x, src[c * rows + r]);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {
+            let other = other_t.reversed_axes();
+            Zip::from(&mut out).and(&other).for_each(|x, &y| f(x, y));
         }
     }
 }
 
 /// `f(a, b)` elementwise into a new array of `U`.
-fn binary_map<T: Element, U: Element>(
+fn binary_map<T: Element, U: Element, F: Fn(T, T) -> U>(
     inputs: Inputs,
+    perms: &Perms,
     shape: &[usize],
-    f: fn(T, T) -> U,
+    f: F,
 ) -> Result<ArrayD<U>, BoxError> {
     let mut it = inputs.into_iter();
-    let a = Block::<T>::take(it.next().ok_or("missing input")?)?;
-    let b = Block::<T>::take(it.next().ok_or("missing input")?)?;
+    let a = Block::<T>::take(&mut it, perms, 0)?;
+    let b = Block::<T>::take(&mut it, perms, 1)?;
     let (av, bv) = (a.view(), b.view());
     Ok(Zip::from(&broadcast_view(&av, shape)?)
         .and(&broadcast_view(&bv, shape)?)
@@ -258,37 +383,37 @@ fn binary_map<T: Element, U: Element>(
 }
 
 impl<T: Element> Array<T> {
-    /// Combines two arrays elementwise with `f` (broadcasting, unifying chunks).
-    pub fn zip_with(
-        &self,
-        other: &Array<T>,
-        op: &'static str,
-        f: fn(T, T) -> T,
-    ) -> Result<Array<T>> {
+    /// Combines two arrays elementwise with `f` (broadcasting, unifying chunks). `op` names the
+    /// operation in keys: the same `op` on the same inputs must mean the same `f`.
+    pub fn zip_with<F>(&self, other: &Array<T>, op: &'static str, f: F) -> Result<Array<T>>
+    where
+        F: Fn(T, T) -> T + Send + Sync + Copy + 'static,
+    {
         elementwise(
             op,
             token_of(op),
             &[self.operand(), other.operand()],
-            move |i, s| binary_same(i, s, f),
+            move |i, p, s| binary_same(i, p, s, f),
         )
     }
 
-    /// Compares two arrays elementwise with `f`, giving booleans.
-    pub fn compare_with(
-        &self,
-        other: &Array<T>,
-        op: &'static str,
-        f: fn(T, T) -> bool,
-    ) -> Result<Array<bool>> {
+    /// Compares two arrays elementwise with `f`, giving booleans (`op` names it in keys).
+    pub fn compare_with<F>(&self, other: &Array<T>, op: &'static str, f: F) -> Result<Array<bool>>
+    where
+        F: Fn(T, T) -> bool + Send + Sync + Copy + 'static,
+    {
         elementwise(
             op,
             token_of(op),
             &[self.operand(), other.operand()],
-            move |i, s| binary_map(i, s, f),
+            move |i, p, s| binary_map(i, p, s, f),
         )
     }
 
-    fn compare_scalar(&self, op: &'static str, rhs: T, f: fn(T, T) -> bool) -> Array<bool> {
+    fn compare_scalar<F>(&self, op: &'static str, rhs: T, f: F) -> Array<bool>
+    where
+        F: Fn(T, T) -> bool + Send + Sync + 'static,
+    {
         self.map_with_token(op, token_of(&(op, rhs)), move |x| f(x, rhs))
     }
 
@@ -381,17 +506,26 @@ impl<T: Number> Array<T> {
         self.zip_with(other, "rem", |a, b| a % b)
     }
 
-    fn scalar_op(&self, op: &'static str, v: T, f: fn(T, T) -> T) -> Array<T> {
+    fn scalar_op<F>(&self, op: &'static str, v: T, f: F) -> Array<T>
+    where
+        F: Fn(T, T) -> T + Send + Sync + 'static,
+    {
         self.map_same_with_token(op, token_of(&(op, v)), move |x| f(x, v))
     }
 
-    fn scalar_op_left(&self, op: &'static str, v: T, f: fn(T, T) -> T) -> Array<T> {
+    fn scalar_op_left<F>(&self, op: &'static str, v: T, f: F) -> Array<T>
+    where
+        F: Fn(T, T) -> T + Send + Sync + 'static,
+    {
         self.map_same_with_token(op, token_of(&(op, "left", v)), move |x| f(v, x))
     }
 }
 
 impl<T: Float> Array<T> {
-    fn unary(&self, op: &'static str, f: fn(T) -> T) -> Array<T> {
+    fn unary<F>(&self, op: &'static str, f: F) -> Array<T>
+    where
+        F: Fn(T) -> T + Send + Sync + 'static,
+    {
         self.map_same_with_token(op, token_of(op), f)
     }
     /// Square root.
@@ -485,11 +619,11 @@ pub fn where_<T: Element>(cond: &Array<bool>, a: &Array<T>, b: &Array<T>) -> Res
         "where",
         token_of("where"),
         &[cond.operand(), a.operand(), b.operand()],
-        |inputs, shape| {
+        |inputs, perms, shape| {
             let mut it = inputs.into_iter();
-            let c = Block::<bool>::take(it.next().ok_or("missing input")?)?;
-            let x = Block::<T>::take(it.next().ok_or("missing input")?)?;
-            let y = Block::<T>::take(it.next().ok_or("missing input")?)?;
+            let c = Block::<bool>::take(&mut it, perms, 0)?;
+            let x = Block::<T>::take(&mut it, perms, 1)?;
+            let y = Block::<T>::take(&mut it, perms, 2)?;
             let (cv, xv, yv) = (c.view(), x.view(), y.view());
             Ok(Zip::from(&broadcast_view(&cv, shape)?)
                 .and(&broadcast_view(&xv, shape)?)
@@ -580,5 +714,89 @@ impl<T: Number + Neg<Output = T>> Neg for Array<T> {
     type Output = Array<T>;
     fn neg(self) -> Array<T> {
         -&self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::array::{from_ndarray, random};
+    use crate::collection::ComputeOptions;
+    use crate::scheduler::Sequential;
+
+    fn executors() -> Vec<ComputeOptions> {
+        vec![
+            ComputeOptions::default().executor(Sequential),
+            ComputeOptions::default().threads(2),
+            ComputeOptions::default().threads(3).fuse(false),
+        ]
+    }
+
+    fn data(shape: &[usize]) -> ArrayD<f64> {
+        let mut i = 0.0;
+        ArrayD::from_shape_fn(IxDyn(shape), |_| {
+            i += 1.0;
+            (i * 0.37f64).sin()
+        })
+    }
+
+    #[test]
+    fn a_transpose_operand_reads_its_source_blocks_as_views() {
+        // 200 × 200 in 100 × 100 blocks: big enough for the tiled walk.
+        let a = data(&[200, 200]);
+        let x = from_ndarray(a.clone(), [100, 100]).unwrap();
+        let y = &x.t() - &x;
+        // 4 source blocks + 4 subtractions: the transpose tasks are not in the graph.
+        assert_eq!(y.num_tasks().unwrap(), 8);
+        let z = &x - &x.t();
+        let w = (&x.t() * 2.0) + &x;
+        for opts in executors() {
+            assert_eq!(y.compute_with(&opts).unwrap(), &a.t() - &a);
+            assert_eq!(z.compute_with(&opts).unwrap(), &a - &a.t());
+            assert_eq!(w.compute_with(&opts).unwrap(), a.t().mapv(|v| v * 2.0) + &a);
+        }
+    }
+
+    #[test]
+    fn transposes_compose_and_rechunk_when_chunks_differ() {
+        let a = data(&[30, 30]);
+        // Irregular chunks: x.T's chunks differ from x's, so both are rechunked.
+        let x = from_ndarray(a.clone(), [7, 11]).unwrap();
+        let y = &x.t() - &x;
+        let tt = &x.t().t() - &x;
+        let b = data(&[4, 5, 6]);
+        let v = from_ndarray(b.clone(), [2, 3, 4]).unwrap();
+        let p = v
+            .transpose(&[2, 0, 1])
+            .unwrap()
+            .transpose(&[1, 0, 2])
+            .unwrap();
+        let q = p.try_sub(&(&p * 3.0)).unwrap();
+        let bp = b
+            .view()
+            .permuted_axes(vec![2, 0, 1])
+            .permuted_axes(vec![1, 0, 2]);
+        for opts in executors() {
+            assert_eq!(y.compute_with(&opts).unwrap(), &a.t() - &a);
+            assert!(tt.compute_with(&opts).unwrap().iter().all(|&v| v == 0.0));
+            assert_eq!(q.compute_with(&opts).unwrap(), &bp - &bp.mapv(|v| v * 3.0));
+        }
+    }
+
+    #[test]
+    fn x_plus_x_t_mean_axis_0_matches_ndarray() {
+        let x = random::random(&[300, 300], [100, 100], 4).unwrap();
+        let a = x.compute().unwrap();
+        let want = (&a + &a.t()).mean_axis(ndarray::Axis(0)).unwrap();
+        for opts in executors() {
+            let got = (&x + &x.t())
+                .mean(&[0])
+                .unwrap()
+                .compute_with(&opts)
+                .unwrap();
+            Zip::from(&got)
+                .and(&want)
+                .for_each(|g, w| assert!((g - w).abs() < 1e-12, "{g} vs {w}"));
+        }
     }
 }

@@ -11,7 +11,9 @@ mod elementwise;
 mod linalg;
 mod rechunk;
 mod reduce;
+mod rng;
 mod shape;
+mod take;
 mod zarr;
 
 pub use self::core::{

@@ -389,7 +389,9 @@ fn identity_task(key: Key, dep: Key) -> Task {
 impl<T: Element> Array<T> {
     /// Permutes the axes: axis `i` of the result is axis `axes[i]` of `self` (numpy's
     /// `transpose(axes)`). Chunks are permuted with the axes; each block is the input block with
-    /// permuted strides (no copy).
+    /// permuted strides (no copy when the transpose is the block's only reader). Element-wise
+    /// operations on a transpose skip its tasks and read the input's blocks as permuted views,
+    /// so `&x + &x.t()` never copies a block of `x`.
     ///
     /// ```
     /// use chunkflow::array;
@@ -416,14 +418,13 @@ impl<T: Element> Array<T> {
             }
             in_idx
         };
-        Ok(map_one_block(
-            self,
-            "transpose",
-            &perm.clone(),
-            chunks,
-            input,
-            move |b| b.permuted_axes(perm.as_slice()),
-        ))
+        let view_perm = perm.clone();
+        Ok(
+            map_one_block(self, "transpose", &perm.clone(), chunks, input, move |b| {
+                b.permuted_axes(perm.as_slice())
+            })
+            .with_transpose_source(self, &view_perm),
+        )
     }
 
     /// Reverses the order of the axes (numpy's `x.T`, ndarray's `t()`); see

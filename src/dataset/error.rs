@@ -150,6 +150,192 @@ pub enum DatasetError {
         requested: String,
     },
 
+    /// A position given to `isel` is outside its dimension.
+    #[error(
+        "index {index} is out of range for dimension {dim:?} of length {len} (valid: \
+         -{len}..{len}, negative counting from the end)"
+    )]
+    IndexOutOfRange {
+        /// The dimension.
+        dim: String,
+        /// The position asked for.
+        index: i64,
+        /// The dimension's length.
+        len: usize,
+    },
+
+    /// A label given to `sel` is not in the index coordinate (within the tolerance, for a
+    /// method).
+    #[error("{label} not found in index coordinate {coord:?} ({range}){hint}")]
+    LabelNotFound {
+        /// The index coordinate (and dimension).
+        coord: String,
+        /// The label, as text.
+        label: String,
+        /// What the coordinate holds: dtype, length, first and last values.
+        range: String,
+        /// What to try instead (a method, a tolerance), or empty.
+        hint: String,
+    },
+
+    /// `sel` was asked to select on a dimension that has no index coordinate.
+    #[error(
+        "dimension {dim:?} has no index coordinate (a 1-D coordinate named {dim:?}), so it \
+         cannot be selected by label; select by position with isel, or add the coordinate. \
+         Index coordinates here: {}", list(.indexes)
+    )]
+    NoIndex {
+        /// The dimension.
+        dim: String,
+        /// The index coordinates there are.
+        indexes: Vec<String>,
+    },
+
+    /// A selection that is not valid for reasons other than a missing dimension or label (a
+    /// zero slice step, pointwise lists of different lengths, a label of the wrong type).
+    #[error("invalid selection on {dim:?}: {reason}")]
+    InvalidSelection {
+        /// The dimension (or new pointwise dimension) involved.
+        dim: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+
+    /// Two operands give a shared dimension different lengths.
+    #[error(
+        "cannot {op}: dimension {dim:?} has length {left} in the left operand but {right} in \
+         the right; chunkflow broadcasts by dimension name and does not align or reindex, so \
+         shared dimensions must have equal lengths (select with isel/sel first)"
+    )]
+    DimSizeMismatch {
+        /// The operation (`"add"`, `"dot"`).
+        op: String,
+        /// The dimension.
+        dim: String,
+        /// Its length on the left.
+        left: usize,
+        /// Its length on the right.
+        right: usize,
+    },
+
+    /// Two operands have different values in the index coordinate of a shared dimension.
+    #[error(
+        "cannot {op}: the index coordinate {coord:?} differs between the operands ({detail}); \
+         chunkflow requires equal indexes (xarray's join=\"exact\") and does not align: \
+         select matching labels with sel first, or drop the coordinate"
+    )]
+    IndexMismatch {
+        /// The operation.
+        op: String,
+        /// The index coordinate.
+        coord: String,
+        /// Where they first differ.
+        detail: String,
+    },
+
+    /// An operation that does not apply to a variable's element type (a mean of datetimes,
+    /// arithmetic on booleans).
+    #[error("cannot {op} {what}: {reason}")]
+    UnsupportedDType {
+        /// The operation.
+        op: String,
+        /// What it was applied to (`"variable \"time\" (datetime64[ns])"`).
+        what: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
+    /// A variable cannot be encoded for Zarr as its encoding asks (conflicting CF keys, a
+    /// calendar that needs cftime, a type it cannot be stored as).
+    #[error("variable {variable:?} cannot be written: {reason}")]
+    Unencodable {
+        /// The variable.
+        variable: String,
+        /// Why, and what to change.
+        reason: String,
+    },
+
+    /// Something already exists where a dataset was to be created.
+    #[error(
+        "{path:?} in {store} already holds a Zarr {existing}; write with WriteMode::Overwrite \
+         to replace it (its data is deleted), or choose another path"
+    )]
+    GroupExists {
+        /// The store.
+        store: String,
+        /// The path.
+        path: String,
+        /// What is there (`"group"`, `"array"`).
+        existing: String,
+    },
+
+    /// A variable's chunks straddle a stored chunk (or shard) boundary, so two tasks would
+    /// write one stored chunk.
+    #[error(
+        "variable {variable:?}: its chunk covering {}..{} along {dim:?} (chunks {chunks:?}) \
+         crosses a boundary of the stored chunks of size {stored}, so two tasks would write one \
+         stored chunk. Rechunk the variable so every chunk boundary along {dim:?} falls on a \
+         multiple of {stored} (e.g. chunks of {stored}), or set the encoding's chunks to a size \
+         that divides its chunks", .span.0, .span.1
+    )]
+    ChunksNotAligned {
+        /// The variable.
+        variable: String,
+        /// The dimension.
+        dim: String,
+        /// The variable's chunks along it.
+        chunks: Vec<usize>,
+        /// The stored chunk (or shard) size along it.
+        stored: u64,
+        /// The straddling chunk's element range.
+        span: (u64, u64),
+    },
+
+    /// A variable's chunks are not regular, so no Zarr chunk shape fits them.
+    #[error(
+        "variable {variable:?}: its chunks {chunks:?} along {dim:?} are not regular (Zarr needs \
+         all chunks equal but a smaller last one); rechunk it to uniform chunks, or set the \
+         encoding's chunks"
+    )]
+    IrregularChunks {
+        /// The variable.
+        variable: String,
+        /// The dimension.
+        dim: String,
+        /// The variable's chunks along it.
+        chunks: Vec<usize>,
+    },
+
+    /// A partitioned write names a variable the store does not have.
+    #[error(
+        "variable {variable:?} is not in the group {path:?} of {store} (it has: {}); \
+         initialize the store from the same dataset (initialize_store), or drop the variable",
+        list(.stored)
+    )]
+    VariableNotInStore {
+        /// The variable.
+        variable: String,
+        /// The store.
+        store: String,
+        /// The group.
+        path: String,
+        /// The arrays the group has.
+        stored: Vec<String>,
+    },
+
+    /// A variable differs from the stored array it is written into (dimensions, shape or
+    /// stored type).
+    #[error(
+        "variable {variable:?} does not match the stored array: {reason}; initialize the store \
+         from the same dataset the ranks write"
+    )]
+    StoreMismatch {
+        /// The variable.
+        variable: String,
+        /// What differs.
+        reason: String,
+    },
+
     /// A store call failed.
     #[error(transparent)]
     Store(#[from] StoreError),

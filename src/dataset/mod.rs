@@ -7,7 +7,13 @@
 //! some of them coordinates, with attributes; a [`DataArray`] is one variable with the
 //! coordinates that fit it. [`open_zarr`] reads a group written by xarray (Zarr v2 or v3) as a
 //! lazy dataset: dimension names, coordinates, consolidated metadata, and CF decoding of fill
-//! values, packed integers and times.
+//! values, packed integers and times. `load()`/`load_async()` read every variable's chunks at
+//! once with many reads in flight ([`LoadOptions`]).
+//! [`Dataset::to_zarr`] writes a dataset back with the same conventions ([`WriteOptions`]), so
+//! that xarray opens it identical to the source.
+//! Selection and maths go by dimension name, as in xarray: `isel` ([`Indexer`]) and `sel`
+//! ([`Selector`], [`SelOptions`]), reductions such as `mean(["lat", "lon"])` ([`Reduction`]),
+//! `+ - * /` broadcast by name ([`BinaryOp`]), `transpose` and `dot`.
 //!
 //! ```
 //! use chunkflow::array::{self, DType};
@@ -56,11 +62,22 @@ mod data_array;
 #[allow(clippy::module_inception)]
 mod dataset;
 mod decode;
+mod encode;
 mod error;
+mod label_index;
+mod labels;
+mod load;
 mod open;
+mod ops;
+mod promote;
+mod reduce;
 mod repr;
+mod select;
 pub mod time;
+mod transpose;
+pub mod tutorial;
 mod variable;
+mod write;
 
 pub use any_array::{AnyArray, AnyNdArray, VarDType};
 #[allow(unused_imports)]
@@ -68,6 +85,18 @@ pub(crate) use any_array::{map_any, with_any};
 pub use data_array::DataArray;
 pub use dataset::{Dataset, Sizes};
 pub use decode::UndecodableTimes;
+pub(crate) use encode::encode_variable;
 pub use error::{DatasetError, DatasetResult};
+pub use labels::{Label, Method, SelOptions, Selector};
+pub use load::{
+    DEFAULT_LOAD_CONCURRENCY, LoadOptions, MAX_LOAD_CONCURRENCY, default_load_concurrency,
+    set_default_load_concurrency,
+};
 pub use open::{Consolidated, OpenOptions, open_zarr};
+pub use ops::BinaryOp;
+pub use reduce::{Reduction, ReductionOptions};
+pub use select::{Indexer, Slice};
+pub use transpose::ELLIPSIS;
 pub use variable::{Encoding, Variable};
+pub use write::{WriteMode, WriteOptions};
+pub(crate) use write::{child, create_store, join_writes, plan_store};

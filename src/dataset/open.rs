@@ -9,7 +9,8 @@
 //!    is stale: with [`Consolidated::Auto`] the store is listed instead (and the dataset's
 //!    warnings say so). Only the *list* of arrays comes from consolidated metadata; each array's
 //!    shape, dtype and attributes come from its own metadata document, so metadata changed
-//!    since consolidation is read as it is now.
+//!    since consolidation is read as it is now. Up to 32 arrays are opened at once, so on a
+//!    high-latency store opening costs a few round trips, not one per array.
 //! 3. Dimension names: v3 `dimension_names`, v2 `_ARRAY_DIMENSIONS` (hidden from attributes).
 //!    An array without them is [`DatasetError::NoDimensionNames`]: the group was not written
 //!    by xarray, and `from_zarr` reads it as plain arrays (a choice: xarray also refuses such
@@ -293,10 +294,10 @@ fn group_arrays(
         return open_all(store, path, children.arrays, warnings);
     }
     let mut arrays = Vec::with_capacity(children.arrays.len());
-    for name in children.arrays {
-        match open_array(store, path, &name, warnings) {
-            Ok(Some(zarr)) => arrays.push((name, zarr)),
-            Ok(None) => {}
+    for (name, opened) in open_concurrently(store, path, children.arrays) {
+        match opened {
+            Ok(Opened::Array(zarr)) => arrays.push((name, *zarr)),
+            Ok(Opened::Skipped(warning)) => warnings.push(warning),
             Err(e @ StoreError::NotFound { .. }) => {
                 if consolidated == Consolidated::Required {
                     return Err(DatasetError::StaleConsolidatedMetadata {
@@ -357,9 +358,10 @@ fn open_all(
     warnings: &mut Vec<String>,
 ) -> DatasetResult<Vec<(String, ZarrArray)>> {
     let mut arrays = Vec::with_capacity(names.len());
-    for name in names {
-        if let Some(zarr) = open_array(store, path, &name, warnings)? {
-            arrays.push((name, zarr));
+    for (name, opened) in open_concurrently(store, path, names) {
+        match opened? {
+            Opened::Array(zarr) => arrays.push((name, *zarr)),
+            Opened::Skipped(warning) => warnings.push(warning),
         }
     }
     Ok(arrays)
@@ -368,23 +370,64 @@ fn open_all(
 /// How warnings about skipped arrays start.
 const SKIPPED: &str = "skipped array";
 
-/// Opens one array of the group. An array chunkflow cannot read (a string or complex data
-/// type, an unsupported codec) is skipped with a warning rather than failing the whole
-/// dataset: xarray groups often hold such variables next to numeric ones.
-fn open_array(
+/// How many arrays' metadata documents are read at once while opening. Each open is one or two
+/// small reads; on an object store every read costs a round trip, so a group of 50 arrays
+/// opened one after another would cost 100 round trips in a row.
+const OPEN_CONCURRENCY: usize = 32;
+
+/// One array of the group, opened, or why it was skipped.
+enum Opened {
+    Array(Box<ZarrArray>),
+    /// An array chunkflow cannot read (a string or complex data type, an unsupported codec):
+    /// skipped with this warning rather than failing the whole dataset, since xarray groups
+    /// often hold such variables next to numeric ones.
+    Skipped(String),
+}
+
+/// Opens the named arrays of the group with up to [`OPEN_CONCURRENCY`] metadata reads in
+/// flight, and returns them in the order of `names`.
+fn open_concurrently(
     store: &Store,
     path: &str,
-    name: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Option<ZarrArray>, StoreError> {
-    match ZarrArray::open(store, &child(path, name)) {
-        Ok(zarr) => Ok(Some(zarr)),
+    names: Vec<String>,
+) -> Vec<(String, Result<Opened, StoreError>)> {
+    let open = |name: &str| match ZarrArray::open(store, &child(path, name)) {
+        Ok(zarr) => Ok(Opened::Array(Box::new(zarr))),
         Err(e @ (StoreError::UnsupportedDType { .. } | StoreError::Unsupported { .. })) => {
-            warnings.push(format!("{SKIPPED} {name:?}: {e}"));
-            Ok(None)
+            Ok(Opened::Skipped(format!("{SKIPPED} {name:?}: {e}")))
         }
         Err(e) => Err(e),
+    };
+    if names.len() <= 1 {
+        return names
+            .into_iter()
+            .map(|name| {
+                let opened = open(&name);
+                (name, opened)
+            })
+            .collect();
     }
+    let mut results: Vec<Option<Result<Opened, StoreError>>> = Vec::new();
+    results.resize_with(names.len(), || None);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots = parking_lot::Mutex::new(&mut results);
+    std::thread::scope(|scope| {
+        for _ in 0..names.len().min(OPEN_CONCURRENCY) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { break };
+                    let opened = open(name);
+                    slots.lock()[i] = Some(opened);
+                }
+            });
+        }
+    });
+    names
+        .into_iter()
+        .zip(results)
+        .map(|(name, opened)| (name, opened.expect("every name is opened by one thread")))
+        .collect()
 }
 
 fn child(path: &str, name: &str) -> String {

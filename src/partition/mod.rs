@@ -30,17 +30,25 @@
 //! # Ok::<(), chunkflow::Error>(())
 //! ```
 //!
-//! Dataset-level writes (`initialize_store`, `write_partition` over every variable) come with
-//! the dataset room.
+//! - [`dataset`](mod@dataset): the same for a whole [`Dataset`](crate::dataset::Dataset) (xpartition's
+//!   `ds.partition`): [`initialize_store`] (the group, every array's metadata with xarray's
+//!   conventions, consolidated, and the index coordinates in full, once) and
+//!   [`write_dataset_partition`] / `Dataset::write_partition` (one rank's region of every other
+//!   variable, all in one graph; idempotent).
 //!
 //! Must not: talk between ranks, or write metadata from a rank.
 
+pub mod dataset;
 pub mod plan;
 pub mod rank;
 pub mod verify;
 pub mod write;
 
+pub use dataset::{
+    DatasetPartition, InitializedStore, VariablePartition, initialize_store,
+    write_dataset_partition,
+};
 pub use plan::{Partition, PartitionError, Partitioner, SplitDim, partition, partitions};
 pub use rank::{RankError, RankInfo, RankSource, detect_rank, detect_rank_from_env};
 pub use verify::{ArrayCompleteness, StoreCompleteness, VerifyOptions, verify_store};
-pub use write::{initialize_array, store_partitioner, write_partition};
+pub use write::{initialize_array, plan_partition_write, store_partitioner, write_partition};

@@ -44,6 +44,7 @@ use ndarray::SliceInfoElem;
 use super::plan::{Partition, Partitioner, SplitDim};
 use crate::array::{Array, ChunkSpec, Chunks, Element, ToZarrOptions};
 use crate::collection::ComputeOptions;
+use crate::delayed::Delayed;
 use crate::error::{Error, Result};
 use crate::store::{Store, StoreError, ZarrArray};
 
@@ -109,6 +110,28 @@ pub fn write_partition<T: Element>(
     rank: usize,
     compute: &ComputeOptions,
 ) -> Result<Partition> {
+    let (part, write) = plan_partition_write(array, store, path, split, ranks, rank)?;
+    if let Some(write) = write {
+        write.compute_with(compute)?;
+    }
+    Ok(part)
+}
+
+/// [`write_partition`] without running it: checks everything, and returns the rank's
+/// [`Partition`] with the write of its region as a [`Delayed`] (`None` for an idle rank), to
+/// compute together with other writes in one graph (the dataset-level partitioned write does
+/// this for all its variables).
+///
+/// # Errors
+/// As [`write_partition`], before anything is written.
+pub fn plan_partition_write<T: Element>(
+    array: &Array<T>,
+    store: &Store,
+    path: &str,
+    split: &[SplitDim],
+    ranks: usize,
+    rank: usize,
+) -> Result<(Partition, Option<Delayed<()>>)> {
     let zarr = ZarrArray::open(store, path)?;
     if zarr.dtype() != T::DTYPE {
         return Err(StoreError::DTypeMismatch {
@@ -130,7 +153,7 @@ pub fn write_partition<T: Element>(
     }
     let part = store_partitioner(&zarr, split, ranks)?.partition(rank)?;
     if part.is_idle() {
-        return Ok(part);
+        return Ok((part, None));
     }
     let info: Vec<SliceInfoElem> = part
         .region()
@@ -145,13 +168,8 @@ pub fn write_partition<T: Element>(
     if let Some(sizes) = straddling_fix(piece.chunks(), &part, &zarr) {
         piece = piece.rechunk(ChunkSpec::explicit(sizes))?;
     }
-    piece.to_zarr_with(
-        store,
-        path,
-        &ToZarrOptions::region(part.region_u64()),
-        compute,
-    )?;
-    Ok(part)
+    let write = piece.to_zarr_delayed(store, path, &ToZarrOptions::region(part.region_u64()))?;
+    Ok((part, Some(write)))
 }
 
 /// When some chunk of `chunks` (placed at the partition's region) crosses a stored chunk

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::algorithm::{
     Consolidation, Plan, PlanWarning, multistage_rechunking_plan, rechunking_plan,
 };
-use super::copy::copy_tasks;
+use super::copy::{CopyBudget, copy_tasks};
 use super::spec::{ArrayRef, CopySpec, StagedCopySpec};
 use crate::array::DType;
 use crate::collection::ComputeOptions;
@@ -178,6 +178,8 @@ struct Stores {
 
 #[derive(Clone, Debug)]
 struct OptionsSnapshot {
+    /// Tasks meant to run at once (each copy task aims at `max_mem / workers`).
+    workers: usize,
     overwrite: bool,
     resume: bool,
     keep_intermediate: bool,
@@ -308,6 +310,7 @@ pub fn plan_rechunk(
             temp_dir,
         }),
         options: Some(OptionsSnapshot {
+            workers: options.workers.max(1),
             overwrite: options.overwrite,
             resume: options.resume,
             keep_intermediate: options.keep_intermediate,
@@ -365,8 +368,13 @@ fn plan_array(
     let overhead = bytes(&source_chunks) + 2 * bytes(target_chunks);
     let floor = bytes(&source_chunks).max(bytes(target_chunks));
     let per_task = (options.max_mem / options.workers.max(1) as u64).saturating_sub(overhead);
+    // When a share cannot hold a task, tasks run one at a time with the whole budget, less
+    // what a copy task holds besides its region (a source chunk decoding: twice its size).
+    let alone = options.max_mem.saturating_sub(2 * bytes(&source_chunks));
     let plan_mem = if per_task >= floor {
         per_task
+    } else if alone >= floor {
+        alone
     } else {
         options.max_mem
     };
@@ -501,10 +509,50 @@ impl RechunkPlan {
         self.check_target(&stores, &opts)?;
         let progress_key = progress_key(&self.target.path);
         if !opts.resume {
+            // Temporary files of a run killed before it wrote its progress file (nothing else
+            // of it is there to resume).
+            stores.target.purge_temporaries(&self.target.path)?;
             stores
                 .target
                 .set(&progress_key, self.to_json().as_bytes())?;
         }
+        // What one copy task may hold (see `copy_tasks`, which shrinks regions to fit). A task
+        // holds its destination chunks (whole: a region snapped to the destination's chunks,
+        // edge chunks padded, can be well over the plan's read or write chunk), a source piece
+        // being decoded and an encoded chunk. When the plan meant tasks to run side by side
+        // (its chunk for the copy fits a share of max_mem), or when smaller regions cost no
+        // extra decoding (an uncompressed source: the intermediates), regions shrink to each
+        // of `workers` tasks' share. Otherwise (a compressed source and a plan sized for tasks
+        // running alone) they shrink only to fit max_mem, so that a task running alone (the
+        // scheduler's rule for tasks too big for a share) stays within the budget.
+        let share = self.max_mem / opts.workers.max(1) as u64;
+        let max_mem = self.max_mem;
+        let copy_cap = |src: &ZarrArray, dst: &ZarrArray, grid: &[u64]| -> u64 {
+            let one_chunk: Vec<std::ops::Range<u64>> = dst
+                .write_shape()
+                .iter()
+                .zip(dst.shape())
+                .map(|(&w, &s)| 0..w.min(s))
+                .collect();
+            let planned: u64 = grid
+                .iter()
+                .zip(dst.shape())
+                .map(|(&g, &s)| g.min(s))
+                .product::<u64>()
+                * src.dtype().itemsize() as u64;
+            let cheap = src.compression() == Some(Compression::None) && src.shard_shape().is_none();
+            if src.copy_working_bytes(dst, &one_chunk) <= share && (cheap || planned <= share) {
+                share
+            } else {
+                max_mem
+            }
+        };
+        let workers = opts.workers;
+        let budget = |mem_cap: u64| CopyBudget {
+            mem_cap,
+            max_mem,
+            workers,
+        };
         let mut tasks: Vec<Task> = Vec::new();
         let mut finals = Vec::new();
         let mut ends = Vec::new();
@@ -523,31 +571,45 @@ impl RechunkPlan {
                         true,
                     )?
                 } else {
+                    // Intermediates are scratch: written without fsync (see
+                    // `ZarrArray::into_scratch`), so a resumed run recomputes them rather than
+                    // trusting what a crash may have cut short; only final chunks are skipped.
                     temp_array(&stores.temp, &stage.target.path, &target_spec, opts.resume)?
+                        .into_scratch()
                 };
+                let resume_into_to = last && opts.resume;
                 let prefix = format!("rechunk-{a}-{k}");
                 if let Some(int_ref) = &stage.intermediate {
-                    let int_spec =
+                    let int_spec = scratch_spec(
                         ArraySpec::new(stage.shape.clone(), stage.int_chunks.clone(), stage.dtype)
-                            .with_compression(Compression::None)
-                            .with_fill_value(src.fill_value());
-                    let int = temp_array(&stores.temp, &int_ref.path, &int_spec, opts.resume)?;
+                            .with_fill_value(src.fill_value()),
+                    );
+                    let int = temp_array(&stores.temp, &int_ref.path, &int_spec, opts.resume)?
+                        .into_scratch();
                     let first = copy_tasks(
                         &format!("{prefix}-to-intermediate"),
                         &from,
                         &int,
                         &stage.read_chunks,
                         after.as_ref(),
-                        opts.resume,
+                        false,
+                        budget(copy_cap(&from, &int, &stage.read_chunks)),
                     );
                     tasks.extend(first.tasks);
+                    // Read once, by the next copy: freed as it is read unless kept.
+                    let int = if opts.keep_intermediate {
+                        int
+                    } else {
+                        int.erased_after_copy()
+                    };
                     let second = copy_tasks(
                         &format!("{prefix}-from-intermediate"),
                         &int,
                         &to,
                         &stage.write_chunks,
                         Some(&first.barrier),
-                        opts.resume,
+                        resume_into_to,
+                        budget(copy_cap(&int, &to, &stage.write_chunks)),
                     );
                     tasks.extend(second.tasks);
                     after = Some(second.barrier);
@@ -558,15 +620,20 @@ impl RechunkPlan {
                         &to,
                         &stage.write_chunks,
                         after.as_ref(),
-                        opts.resume,
+                        resume_into_to,
+                        budget(copy_cap(&from, &to, &stage.write_chunks)),
                     );
                     tasks.extend(copy.tasks);
                     after = Some(copy.barrier);
                 }
                 if last {
                     finals.push(to.clone());
+                    from = to;
+                } else if opts.keep_intermediate {
+                    from = to;
+                } else {
+                    from = to.erased_after_copy();
                 }
-                from = to;
             }
             ends.extend(after);
         }
@@ -665,9 +732,17 @@ fn target_spec(src: &ZarrArray, stage: &CopySpec, last: bool, opts: &OptionsSnap
             spec.compression = c;
         }
     } else {
-        spec.compression = Compression::None;
+        spec = scratch_spec(spec);
     }
     spec
+}
+
+/// The spec of a scratch array (an intermediate): uncompressed, so partial reads cost what they
+/// read, and Zarr v2, whose chunk keys are flat (`0.1.2`), so no directory is made per row of
+/// chunks.
+fn scratch_spec(spec: ArraySpec) -> ArraySpec {
+    spec.with_format(ZarrFormat::V2)
+        .with_compression(Compression::None)
 }
 
 /// An intermediate array: reused when resuming and its spec matches, else created afresh.
@@ -834,4 +909,51 @@ impl fmt::Display for Rechunked {
 
 fn dtype_name(d: DType) -> &'static str {
     d.name()
+}
+
+// What `super::distributed` needs of a plan's private parts: it runs a prepared plan's copies
+// rank by rank, in other processes, rebuilding the handles `prepare` made without writing.
+impl RechunkPlan {
+    /// The source (read-only), target and temp stores, and the temp directory when it is our
+    /// own `<target>.rechunk-tmp` (`None` for a plan read back from JSON).
+    pub(super) fn distributed_stores(
+        &self,
+    ) -> Option<(&Store, &Store, &Store, Option<&std::path::Path>)> {
+        self.stores
+            .as_ref()
+            .map(|s| (&s.source, &s.target, &s.temp, s.temp_dir.as_deref()))
+    }
+
+    /// The spec `prepare` gives the final target array of `stage` (`src`: the source array).
+    pub(super) fn final_target_spec(&self, src: &ZarrArray, stage: &CopySpec) -> Option<ArraySpec> {
+        self.options
+            .as_ref()
+            .map(|opts| target_spec(src, stage, true, opts))
+    }
+
+    /// The key of the progress file (the saved plan) in the target store.
+    pub(super) fn progress_file_key(&self) -> String {
+        progress_key(&self.target.path)
+    }
+
+    /// Whether the plan resumes an interrupted run.
+    pub(super) fn is_resume(&self) -> bool {
+        self.options.as_ref().is_some_and(|o| o.resume)
+    }
+
+    /// The same plan set to resume the run prepared at its target (and not to overwrite it).
+    pub(super) fn into_resume(mut self) -> RechunkPlan {
+        if let Some(opts) = &mut self.options {
+            opts.resume = true;
+            opts.overwrite = false;
+        }
+        self
+    }
+}
+
+impl Rechunked {
+    /// Publishes the target without running anything (other processes wrote every chunk).
+    pub(super) fn publish_written(&self) -> Result<()> {
+        self.publish()
+    }
 }

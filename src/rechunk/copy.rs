@@ -4,69 +4,23 @@
 //! The destination is cut into *task regions* of about `grid` elements per axis (the plan's read
 //! or write chunks), with every boundary snapped up to the destination's write grid, so each
 //! region is a union of whole destination chunks (shards) and exactly one task writes each
-//! chunk. A task reads its region from the source (decoding only the source chunks it touches)
-//! and writes it. It declares the bytes it holds, so the executor's memory budget bounds the
-//! whole run. With `resume`, a task whose destination chunks all exist does nothing: chunks are
-//! written atomically, so an existing chunk is a complete one.
+//! chunk. A task decodes each source chunk it touches once, straight into one buffer per
+//! destination chunk, then encodes each destination chunk from its buffer
+//! (`ZarrArray::copy_region_to`): no whole-region staging array, no extra copies. It declares
+//! the bytes it holds, so the executor's memory budget bounds the whole run. With `resume`, a
+//! task whose destination chunks all exist does nothing: chunks are written atomically, so an
+//! existing chunk is a complete one.
+//!
+//! Parallelism belongs to the executor: tasks run side by side as the budget admits them. Only
+//! when a copy's tasks are too big for that (fewer of them fit in `max_mem` than there are
+//! workers) does each task encode and store its destination chunks on the idle workers' share
+//! of threads (`ZarrArray::copy_region_to_with`), and it declares the extra encoded chunks.
 
 use std::ops::Range;
 
-use crate::array::DType;
 use crate::error::BoxError;
 use crate::graph::{Key, Task, TaskKind, value};
 use crate::store::ZarrArray;
-
-/// Runs `$body` with `$t` bound to the Rust type of `$dtype`.
-macro_rules! with_dtype {
-    ($dtype:expr, $t:ident => $body:expr) => {
-        match $dtype {
-            DType::Bool => {
-                type $t = bool;
-                $body
-            }
-            DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            DType::I16 => {
-                type $t = i16;
-                $body
-            }
-            DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            DType::U16 => {
-                type $t = u16;
-                $body
-            }
-            DType::U32 => {
-                type $t = u32;
-                $body
-            }
-            DType::U64 => {
-                type $t = u64;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-        }
-    };
-}
 
 /// The tasks of one copy plus a barrier task that depends on all of them.
 pub(crate) struct CopyTasks {
@@ -74,8 +28,20 @@ pub(crate) struct CopyTasks {
     pub barrier: Key,
 }
 
+/// The memory a copy's tasks may use.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CopyBudget {
+    /// What one task may hold (regions shrink to fit it).
+    pub mem_cap: u64,
+    /// What the whole run may hold (the executor's limit).
+    pub max_mem: u64,
+    /// The executor's workers.
+    pub workers: usize,
+}
+
 /// Builds the tasks copying `src` into `dst` in regions of about `grid`, each starting after
-/// `after` (the previous copy's barrier).
+/// `after` (the previous copy's barrier). Regions are made smaller (never below one destination
+/// chunk per axis) until a task's working bytes fit `budget.mem_cap`.
 pub(crate) fn copy_tasks(
     name: &str,
     src: &ZarrArray,
@@ -83,31 +49,36 @@ pub(crate) fn copy_tasks(
     grid: &[u64],
     after: Option<&Key>,
     resume: bool,
+    budget: CopyBudget,
 ) -> CopyTasks {
-    let regions = task_regions(dst.shape(), grid, dst.write_shape());
-    let itemsize = dst.dtype().itemsize() as u64;
-    let src_chunk: u64 = src.chunk_shape().iter().product::<u64>() * itemsize;
-    let dst_chunk: u64 = dst.write_shape().iter().product::<u64>() * itemsize;
+    let grid = fit_grid(src, dst, grid, budget.mem_cap);
+    let regions = task_regions(dst.shape(), &grid, dst.write_shape());
+    let threads = threads_per_task(src, dst, &regions, budget);
     let deps: Vec<Key> = after.into_iter().cloned().collect();
     let mut tasks = Vec::with_capacity(regions.len() + 1);
     let mut keys = Vec::with_capacity(regions.len());
     for (i, region) in regions.into_iter().enumerate() {
         let key = Key::chunk(name, &[i]);
         keys.push(key.clone());
-        let bytes: u64 = region.iter().map(|r| r.end - r.start).product::<u64>() * itemsize;
+        // The destination chunks being assembled, one decoded source chunk (and its decoding
+        // scratch), one encoded destination chunk per thread.
+        let working = src.copy_working_bytes_with(dst, &region, threads);
         let (src, dst) = (src.clone(), dst.clone());
         let task = Task::call(key, deps.clone(), move |_| {
-            copy_region(&src, &dst, &region, resume)?;
+            copy_region(&src, &dst, &region, resume, threads)?;
             Ok(value(()))
         })
         .with_kind(TaskKind::Write)
-        // The decoded region, one source chunk being decoded, and one destination chunk
-        // being encoded (its copy and its compressed bytes).
-        .with_working_bytes(bytes + src_chunk + 2 * dst_chunk);
+        .with_working_bytes(working);
         tasks.push(task);
     }
     let barrier = Key::new(format!("{name}-done"));
-    tasks.push(Task::call(barrier.clone(), keys, |_| Ok(value(()))));
+    // The tasks hand their chunk buffers on to each other; the barrier frees them.
+    let dst = dst.clone();
+    tasks.push(Task::call(barrier.clone(), keys, move |_| {
+        dst.free_copy_buffers();
+        Ok(value(()))
+    }));
     CopyTasks { tasks, barrier }
 }
 
@@ -116,15 +87,75 @@ fn copy_region(
     dst: &ZarrArray,
     region: &[Range<u64>],
     resume: bool,
+    threads: usize,
 ) -> Result<(), BoxError> {
     if resume && all_written(dst, region)? {
         return Ok(());
     }
-    with_dtype!(dst.dtype(), T => {
-        let data = src.read_region::<T>(region)?;
-        dst.write_region::<T>(region, data.view())?;
-    });
+    src.copy_region_to_with(dst, region, threads)?;
     Ok(())
+}
+
+/// The threads each task of a copy encodes and stores with: the workers that the budget leaves
+/// idle because fewer of these tasks than workers fit in `max_mem` (`workers / side_by_side`),
+/// fewer if the extra encoded chunks would take a task over `mem_cap`.
+fn threads_per_task(
+    src: &ZarrArray,
+    dst: &ZarrArray,
+    regions: &[Vec<Range<u64>>],
+    budget: CopyBudget,
+) -> usize {
+    let workers = budget.workers.max(1);
+    let biggest = regions
+        .iter()
+        .map(|r| src.copy_working_bytes(dst, r))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let side_by_side = (budget.max_mem / biggest).clamp(1, workers as u64) as usize;
+    let cap = budget.mem_cap.max(biggest);
+    let mut threads = (workers / side_by_side).max(1);
+    while threads > 1
+        && regions
+            .iter()
+            .any(|r| src.copy_working_bytes_with(dst, r, threads) > cap)
+    {
+        threads -= 1;
+    }
+    threads
+}
+
+/// `grid` shrunk, one axis at a time (the one spanning the most destination chunks, halved),
+/// until a region of that size holds at most `mem_cap` bytes or is one destination chunk.
+fn fit_grid(src: &ZarrArray, dst: &ZarrArray, grid: &[u64], mem_cap: u64) -> Vec<u64> {
+    let write = dst.write_shape();
+    let shape = dst.shape();
+    // Whole destination chunks per axis (what `task_regions` snaps to), clipped to the array.
+    let mut units: Vec<u64> = grid
+        .iter()
+        .zip(write)
+        .zip(shape)
+        .map(|((&g, &w), &s)| g.min(s).div_ceil(w.max(1)).max(1))
+        .collect();
+    loop {
+        let region: Vec<Range<u64>> = units
+            .iter()
+            .zip(write)
+            .zip(shape)
+            .map(|((&u, &w), &s)| 0..(u * w).min(s))
+            .collect();
+        if src.copy_working_bytes(dst, &region) <= mem_cap {
+            break;
+        }
+        let Some(axis) = (0..units.len())
+            .filter(|&a| units[a] > 1)
+            .max_by_key(|&a| units[a])
+        else {
+            break;
+        };
+        units[axis] = units[axis].div_ceil(2);
+    }
+    units.iter().zip(write).map(|(&u, &w)| u * w).collect()
 }
 
 /// Whether every destination chunk of `region` is stored.
@@ -222,5 +253,53 @@ mod tests {
             }
         }
         assert!(covered.iter().all(|&c| c == 1));
+    }
+
+    #[test]
+    fn only_tasks_that_run_alone_get_threads() {
+        use crate::array::DType;
+        use crate::store::{ArraySpec, Store};
+        let store = Store::memory();
+        // 64 x 64 f32: source chunks are rows, destination chunks 64 x 8 columns (2 kB each).
+        let src = ZarrArray::create(
+            &store,
+            "src",
+            &ArraySpec::new(vec![64, 64], vec![1, 64], DType::F32),
+            true,
+        )
+        .unwrap();
+        let dst = ZarrArray::create(
+            &store,
+            "dst",
+            &ArraySpec::new(vec![64, 64], vec![64, 8], DType::F32),
+            true,
+        )
+        .unwrap();
+        let regions = task_regions(dst.shape(), &[64, 32], dst.write_shape());
+        let one = src.copy_working_bytes(&dst, &regions[0]);
+        let budget = |max_mem: u64, mem_cap: u64| CopyBudget {
+            mem_cap,
+            max_mem,
+            workers: 4,
+        };
+        // Four tasks fit side by side: the executor runs them, one thread each.
+        assert_eq!(
+            threads_per_task(&src, &dst, &regions, budget(4 * one, one)),
+            1
+        );
+        // Two fit: each gets two threads, if its cap holds the second encoded chunk.
+        let two = src.copy_working_bytes_with(&dst, &regions[0], 2);
+        assert_eq!(
+            threads_per_task(&src, &dst, &regions, budget(2 * two, two)),
+            2
+        );
+        assert_eq!(
+            threads_per_task(&src, &dst, &regions, budget(2 * two, one)),
+            1
+        );
+        // One fits: four threads (the region has four destination chunks).
+        let four = src.copy_working_bytes_with(&dst, &regions[0], 4);
+        assert_eq!(threads_per_task(&src, &dst, &regions, budget(one, four)), 4);
+        assert_eq!(threads_per_task(&src, &dst, &regions, budget(one, one)), 1);
     }
 }

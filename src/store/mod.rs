@@ -29,7 +29,9 @@
 //! - Our scheduler owns parallelism: every zarrs read and write passes explicit `CodecOptions`
 //!   with a concurrent target of 1, so zarrs starts no rayon work of its own inside our tasks
 //!   (zarrs 0.23's non-`_opt` methods would use all cores). A multi-chunk read or write here is
-//!   a sequential loop; run chunks in parallel from the scheduler.
+//!   a sequential loop; run chunks in parallel from the scheduler. The one exception is asked
+//!   for explicitly: a rechunk copy task that runs alone may store its chunks on the threads
+//!   the executor leaves idle (`ZarrArray::copy_region_to_with`).
 //! - Exactly one writer per chunk (per shard, for sharded arrays) is the **caller's** duty: zarrs
 //!   has no chunk locks, and two tasks writing one chunk (or a task reading a chunk while another
 //!   writes it through a non-atomic store) can lose data. Plan writes so every output chunk has

@@ -23,9 +23,18 @@
 //!   writer per write-grid chunk is the caller's duty.
 //! - Metadata documents are written by this file as JSON (not by zarrs, which would add a
 //!   `_zarrs` attribute and a v2 `node_type`), after zarrs has validated them.
+//! - Chunk data moves once: reads decode each stored object straight into the caller's buffer,
+//!   writes encode from the chunk's own buffer. [`ZarrArray::copy_region_to`] (rechunk copy
+//!   tasks) assembles destination chunks from source chunks each decoded once per task.
+//! - Scratch arrays ([`ZarrArray::into_scratch`], a rechunk's intermediates) on a filesystem
+//!   store are written here without `fsync` (still temporary file + rename), and consumed
+//!   chunks are released as they are read ([`ZarrArray::erased_after_copy`]); every other
+//!   write goes through zarrs and the store (atomic and durable).
 
 use std::any::Any;
 use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn, SliceInfoElem};
@@ -35,10 +44,11 @@ use zarrs::array::data_type::{
     Int64DataType, UInt8DataType, UInt16DataType, UInt32DataType, UInt64DataType,
 };
 use zarrs::array::{
-    Array, ArrayBytes, ArrayCreateError, ArrayError, ArrayMetadata, ArrayMetadataV2,
-    ArrayMetadataV3, CodecError, CodecOptions, DataType, FromArrayBytes,
+    Array, ArrayBytes, ArrayBytesRaw, ArrayCreateError, ArrayError, ArrayMetadata, ArrayMetadataV2,
+    ArrayMetadataV3, ArrayToBytesCodecTraits, CodecError, CodecOptions, DataType, ElementOwned,
+    IntoArrayBytes,
 };
-use zarrs::storage::{ReadableWritableListableStorageTraits, StorePrefix};
+use zarrs::storage::{ReadableWritableListableStorageTraits, StorageError, StorePrefix};
 
 use super::spec::{ArraySpec, Compression, FillValue, ZarrFormat};
 use super::{Store, StoreError, StoreResult, error::fmt_region};
@@ -310,6 +320,274 @@ fn grid_indices(lo: &[u64], hi: &[u64]) -> Vec<Vec<u64>> {
     }
 }
 
+/// The chunk indices (`lo..hi` per axis) of the grid `chunk` that the non-empty `region`
+/// touches.
+fn grid_span(region: &[Range<u64>], chunk: &[u64]) -> (Vec<u64>, Vec<u64>) {
+    let lo = region
+        .iter()
+        .zip(chunk)
+        .map(|(r, &c)| r.start / c)
+        .collect();
+    let hi = region
+        .iter()
+        .zip(chunk)
+        .map(|(r, &c)| r.end.div_ceil(c))
+        .collect();
+    (lo, hi)
+}
+
+/// The most bytes [`ZarrArray::copy_region_to`] reads at once from a source whose partial
+/// reads are cheap (see `cheap_partial_reads`).
+const SLAB_BYTES: u64 = 4 << 20;
+
+/// `part` cut along its outermost axes into boxes of at most `max_elements` elements (at least
+/// one element each), in C order.
+fn slabs(part: &[Range<u64>], max_elements: u64) -> Vec<Vec<Range<u64>>> {
+    let max_elements = max_elements.max(1);
+    let mut out = vec![part.to_vec()];
+    // The first axis (from the outside) whose cutting brings the boxes under the limit.
+    for axis in 0..part.len() {
+        let inner: u64 = part[axis + 1..].iter().map(|r| r.end - r.start).product();
+        let extent = part[axis].end - part[axis].start;
+        if extent * inner <= max_elements {
+            break;
+        }
+        let step = (max_elements / inner.max(1)).max(1);
+        out = out
+            .into_iter()
+            .flat_map(|b| {
+                let r = b[axis].clone();
+                (r.start..r.end).step_by(step as usize).map(move |lo| {
+                    let mut c = b.clone();
+                    c[axis] = lo..(lo + step).min(r.end);
+                    c
+                })
+            })
+            .collect();
+        if inner <= max_elements {
+            break;
+        }
+    }
+    out
+}
+
+/// The part of `region` inside chunk `index` of the grid `chunk`.
+fn overlap(region: &[Range<u64>], index: &[u64], chunk: &[u64]) -> Vec<Range<u64>> {
+    region
+        .iter()
+        .zip(index)
+        .zip(chunk)
+        .map(|((r, &i), &c)| r.start.max(i * c)..r.end.min((i + 1) * c))
+        .collect()
+}
+
+/// Copies the box `piece` from `src`, the native-endian bytes of the box `src_box` in C order,
+/// into `dst`, the C-order buffer of the box of shape `dst_shape` at `dst_start`. Both boxes
+/// contain `piece`.
+fn copy_box<P: Native>(
+    src: &[u8],
+    src_box: &[Range<u64>],
+    dst: &mut [P],
+    dst_start: &[u64],
+    dst_shape: &[usize],
+    piece: &[Range<u64>],
+) {
+    let size = std::mem::size_of::<P>();
+    let shape: Vec<usize> = piece.iter().map(|r| (r.end - r.start) as usize).collect();
+    let src_shape: Vec<usize> = src_box.iter().map(|r| (r.end - r.start) as usize).collect();
+    let src_at: Vec<usize> = piece
+        .iter()
+        .zip(src_box)
+        .map(|(p, b)| (p.start - b.start) as usize)
+        .collect();
+    let dst_at: Vec<usize> = piece
+        .iter()
+        .zip(dst_start)
+        .map(|(p, &d)| (p.start - d) as usize)
+        .collect();
+    for_each_run(
+        &shape,
+        &src_shape,
+        &src_at,
+        dst_shape,
+        &dst_at,
+        |d, s, n| {
+            P::from_ne(&mut dst[d..d + n], &src[s * size..(s + n) * size]);
+        },
+    );
+}
+
+/// Calls `run(dst_offset, src_offset, len)` (in elements) for each contiguous run of a copy of
+/// the box `shape` at `src_at` in a C-order buffer of shape `src_shape` to `dst_at` in a C-order
+/// buffer of shape `dst_shape`. Trailing axes that both buffers hold whole merge into longer
+/// runs.
+fn for_each_run(
+    shape: &[usize],
+    src_shape: &[usize],
+    src_at: &[usize],
+    dst_shape: &[usize],
+    dst_at: &[usize],
+    mut run: impl FnMut(usize, usize, usize),
+) {
+    let n = shape.len();
+    if shape.contains(&0) {
+        return;
+    }
+    if n == 0 {
+        run(0, 0, 1);
+        return;
+    }
+    let strides = |s: &[usize]| {
+        let mut st = vec![1usize; n];
+        for i in (0..n - 1).rev() {
+            st[i] = st[i + 1] * s[i + 1];
+        }
+        st
+    };
+    let (ss, ds) = (strides(src_shape), strides(dst_shape));
+    // Axes `inner..n` form one run.
+    let mut inner = n - 1;
+    let mut len = shape[n - 1];
+    while inner > 0 && shape[inner] == src_shape[inner] && shape[inner] == dst_shape[inner] {
+        inner -= 1;
+        len *= shape[inner];
+    }
+    let mut s: usize = (0..n).map(|i| src_at[i] * ss[i]).sum();
+    let mut d: usize = (0..n).map(|i| dst_at[i] * ds[i]).sum();
+    let mut idx = vec![0usize; inner];
+    loop {
+        run(d, s, len);
+        // The next run: the outer axes `0..inner` in C order.
+        let mut axis = inner;
+        loop {
+            if axis == 0 {
+                return;
+            }
+            axis -= 1;
+            idx[axis] += 1;
+            s += ss[axis];
+            d += ds[axis];
+            if idx[axis] < shape[axis] {
+                break;
+            }
+            s -= ss[axis] * shape[axis];
+            d -= ds[axis] * shape[axis];
+            idx[axis] = 0;
+        }
+    }
+}
+
+/// The destination-chunk blocks that the tasks of a copy hand on to each other (see
+/// [`ZarrArray::copy_region_to`]): a finished task's block serves the next task instead of going
+/// back to the system and being faulted in afresh (fresh pages are what a copy pays most for
+/// after the codecs, especially in virtual machines).
+///
+/// Memory: a task takes a pooled block before allocating one and gives it back when done, so a
+/// block is allocated only while every existing block is held by a running task: the blocks
+/// alive never outnumber the copy's tasks that ever ran at once, which the executor's budget
+/// admitted. What the pool holds idle is what finished tasks held, until the next task of the
+/// copy takes it. A pooled block too small for a task is freed before the task allocates.
+/// The pool keeps at most [`ChunkBuffers::SLOTS`] blocks; clear it when the copy is done
+/// ([`ZarrArray::free_copy_buffers`]).
+#[derive(Default)]
+pub(crate) struct ChunkBuffers {
+    free: parking_lot::Mutex<Vec<Box<dyn Any + Send>>>,
+}
+
+impl ChunkBuffers {
+    /// The most blocks pooled at once.
+    const SLOTS: usize = 8;
+
+    /// A pooled block (stale contents) holding at least `len` elements of `P`, if any; when
+    /// none is large enough, frees one so that the caller's allocation does not add to the
+    /// blocks alive.
+    fn take<P: Native>(&self, len: usize) -> Option<Vec<P>> {
+        let mut free = self.free.lock();
+        let fits = free.iter().position(|b| {
+            b.downcast_ref::<Vec<P>>()
+                .is_some_and(|v: &Vec<P>| v.len() >= len)
+        });
+        match fits {
+            Some(i) => free.swap_remove(i).downcast::<Vec<P>>().ok().map(|b| *b),
+            None => {
+                drop(free.pop());
+                None
+            }
+        }
+    }
+
+    /// Pools `block` (freed instead when the pool is full).
+    fn give<P: Native>(&self, block: Vec<P>) {
+        let mut free = self.free.lock();
+        if free.len() < Self::SLOTS {
+            free.push(Box::new(block));
+        }
+    }
+
+    /// Frees the pooled blocks.
+    pub(crate) fn clear(&self) {
+        self.free.lock().clear();
+    }
+}
+
+/// The Rust primitives behind the dtypes, as zarrs decodes and encodes them.
+trait Native: Copy + Default + Send + Sync + ElementOwned + 'static {
+    /// Fills `dst` from `src`, native-endian bytes (`size_of::<Self>()` per element).
+    fn from_ne(dst: &mut [Self], src: &[u8]);
+}
+
+macro_rules! native {
+    ($($t:ty),*) => {$(
+        impl Native for $t {
+            fn from_ne(dst: &mut [Self], src: &[u8]) {
+                let (elements, rest) = src.as_chunks::<{ std::mem::size_of::<$t>() }>();
+                debug_assert!(rest.is_empty() && elements.len() == dst.len());
+                for (d, e) in dst.iter_mut().zip(elements) {
+                    *d = <$t>::from_ne_bytes(*e);
+                }
+            }
+        }
+    )*};
+}
+native!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+
+impl Native for bool {
+    fn from_ne(dst: &mut [Self], src: &[u8]) {
+        for (d, &b) in dst.iter_mut().zip(src) {
+            *d = b != 0;
+        }
+    }
+}
+
+/// Writes `bytes` as the value of `key` in the filesystem store at `root` through a hidden
+/// temporary sibling and a rename (atomic for readers, named as [`super::AtomicWriteStore`]
+/// names its temporaries, so `purge_temporaries` finds leftovers), but without `fsync`: for
+/// scratch data only (see [`ZarrArray::into_scratch`]).
+fn write_scratch_file(root: &Path, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let path = root.join(key);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(std::io::Error::other(format!(
+            "the key {key:?} names no file"
+        )));
+    };
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}{SCRATCH_TMP_MARKER}{}-s{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The marker of temporary file names (the one [`super::AtomicWriteStore`] uses).
+const SCRATCH_TMP_MARKER: &str = ".chunkflow-tmp-";
+
 // ---------------------------------------------------------------------------------------------
 // ZarrArray
 // ---------------------------------------------------------------------------------------------
@@ -337,6 +615,13 @@ pub struct ZarrArray {
     attributes: Map<String, Value>,
     /// The metadata document (v2: `.zarray` with attributes folded in), for descriptions.
     metadata: Value,
+    /// Scratch data (see [`ZarrArray::into_scratch`]): filesystem writes skip `fsync`.
+    scratch: bool,
+    /// Copies out of this array erase what they have read (see
+    /// [`ZarrArray::erased_after_copy`]).
+    consumed_by_copy: bool,
+    /// The block of destination chunks that copies into this array reuse (shared by clones).
+    copy_buffers: Arc<ChunkBuffers>,
 }
 
 impl std::fmt::Debug for ZarrArray {
@@ -542,6 +827,9 @@ impl ZarrArray {
             dimension_names,
             attributes,
             metadata,
+            scratch: false,
+            consumed_by_copy: false,
+            copy_buffers: Arc::default(),
         })
     }
 
@@ -818,28 +1106,89 @@ impl ZarrArray {
         }
     }
 
-    /// Reads `region` of write-grid chunk `write_index` (the region lies inside it).
-    fn retrieve<T: Element>(
+    // -----------------------------------------------------------------------------------------
+    // Chunk I/O. Reads decode each stored object once, straight from zarrs' decoded bytes into
+    // the caller's buffer (one copy, fused with the conversion to elements); writes encode from
+    // the chunk's own buffer (no staging copy).
+    // -----------------------------------------------------------------------------------------
+
+    /// Decodes the box `part`, which lies inside write-grid chunk `write_index`, as
+    /// native-endian bytes in C order.
+    fn retrieve_raw(
         &self,
-        region: &[Range<u64>],
+        part: &[Range<u64>],
         write_index: &[u64],
-    ) -> StoreResult<ArrayD<T>> {
-        let subset: Vec<Range<u64>> = region.to_vec();
-        let opts = codec_options();
-        let result = with_primitive!(self.dtype, P => {
-            self.array
-                .retrieve_array_subset_opt::<ArrayD<P>>(&subset, opts)
-                .map(cast_array::<P, T>)
-        });
-        match result {
-            Ok(Some(a)) => Ok(a),
-            Ok(None) => Err(self.not_primitive::<T>()),
-            Err(e) => Err(self.array_error(
-                format!("reading {} of array {:?}", fmt_region(region), self.path),
+    ) -> StoreResult<ArrayBytesRaw<'static>> {
+        let subset: Vec<Range<u64>> = part.to_vec();
+        let expected =
+            part.iter().map(|r| r.end - r.start).product::<u64>() * self.dtype.itemsize() as u64;
+        let result = self
+            .array
+            .retrieve_array_subset_opt::<ArrayBytes<'static>>(&subset, codec_options())
+            .and_then(|bytes| {
+                bytes
+                    .into_fixed()
+                    .map_err(|e| ArrayError::Other(e.to_string()))
+            })
+            .and_then(|bytes| {
+                if bytes.len() as u64 == expected {
+                    Ok(bytes)
+                } else {
+                    Err(ArrayError::Other(format!(
+                        "decoded {} bytes, expected {expected}",
+                        bytes.len()
+                    )))
+                }
+            });
+        result.map_err(|e| {
+            self.array_error(
+                format!("reading {} of array {:?}", fmt_region(part), self.path),
                 Some(write_index),
                 e,
-            )),
-        }
+            )
+        })
+    }
+
+    /// Decodes the box `part` of unsharded chunk `index`, in array coordinates; unlike
+    /// [`retrieve_raw`](Self::retrieve_raw) it may reach into an edge chunk's padding beyond
+    /// the array.
+    fn retrieve_chunk_raw(
+        &self,
+        index: &[u64],
+        part: &[Range<u64>],
+    ) -> StoreResult<ArrayBytesRaw<'static>> {
+        let within: Vec<Range<u64>> = part
+            .iter()
+            .zip(index)
+            .zip(&self.chunk_shape)
+            .map(|((r, &i), &c)| r.start - i * c..r.end - i * c)
+            .collect();
+        let expected =
+            part.iter().map(|r| r.end - r.start).product::<u64>() * self.dtype.itemsize() as u64;
+        self.array
+            .retrieve_chunk_subset_opt::<ArrayBytes<'static>>(index, &within, codec_options())
+            .and_then(|bytes| {
+                bytes
+                    .into_fixed()
+                    .map_err(|e| ArrayError::Other(e.to_string()))
+            })
+            .and_then(|bytes| {
+                if bytes.len() as u64 == expected {
+                    Ok(bytes)
+                } else {
+                    Err(ArrayError::Other(format!(
+                        "decoded {} bytes, expected {expected}",
+                        bytes.len()
+                    )))
+                }
+            })
+            .map_err(|e| {
+                self.array_error(
+                    format!("reading {} of array {:?}", fmt_region(part), self.path),
+                    Some(index),
+                    e,
+                )
+            })
     }
 
     fn not_primitive<T: Element>(&self) -> StoreError {
@@ -872,33 +1221,26 @@ impl ZarrArray {
         if out_shape.contains(&0) {
             return Ok(ArrayD::from_elem(IxDyn(&out_shape), T::default()));
         }
-        // The write-grid chunks the region touches (one stored object each).
-        let ws = &self.write_shape;
-        let lo: Vec<u64> = region.iter().zip(ws).map(|(r, &c)| r.start / c).collect();
-        let hi: Vec<u64> = region
-            .iter()
-            .zip(ws)
-            .map(|(r, &c)| (r.end - 1) / c + 1)
-            .collect();
-        let chunks = grid_indices(&lo, &hi);
-        if let [only] = chunks.as_slice() {
-            return self.retrieve(region, only);
-        }
-        let mut out = ArrayD::from_elem(IxDyn(&out_shape), T::default());
-        for index in chunks {
-            let part: Vec<Range<u64>> = region
-                .iter()
-                .zip(&index)
-                .zip(ws)
-                .map(|((r, &i), &c)| r.start.max(i * c)..r.end.min((i + 1) * c))
-                .collect();
-            let data = self.retrieve::<T>(&part, &index)?;
-            let within: Vec<Range<usize>> = part
-                .iter()
-                .zip(region)
-                .map(|(p, r)| (p.start - r.start) as usize..(p.end - r.start) as usize)
-                .collect();
-            out.slice_mut(slice_info(&within).as_slice()).assign(&data);
+        with_primitive!(self.dtype, P => {
+            let data = self.read_native::<P>(region)?;
+            let array = ArrayD::from_shape_vec(IxDyn(&out_shape), data)
+                .expect("one element per index of the region");
+            cast_array::<P, T>(array).ok_or_else(|| self.not_primitive::<T>())
+        })
+    }
+
+    /// `region` (not empty) in C order: each stored object it touches is decoded once, straight
+    /// into the output.
+    fn read_native<P: Native>(&self, region: &[Range<u64>]) -> StoreResult<Vec<P>> {
+        let out_shape: Vec<usize> =
+            to_usize_shape(&region.iter().map(|r| r.end - r.start).collect::<Vec<_>>());
+        let starts: Vec<u64> = region.iter().map(|r| r.start).collect();
+        let mut out = vec![P::default(); out_shape.iter().product()];
+        let (lo, hi) = grid_span(region, &self.write_shape);
+        for index in grid_indices(&lo, &hi) {
+            let part = overlap(region, &index, &self.write_shape);
+            let bytes = self.retrieve_raw(&part, &index)?;
+            copy_box(&bytes, &part, &mut out, &starts, &out_shape, &part);
         }
         Ok(out)
     }
@@ -936,48 +1278,126 @@ impl ZarrArray {
                 found: data.shape().iter().map(|&d| d as u64).collect(),
             });
         }
-        let full = if clipped == self.write_shape {
-            data.as_standard_layout().into_owned()
-        } else {
-            let mut full = self.fill_array::<T>(&self.write_shape)?;
-            let within: Vec<Range<usize>> = clipped.iter().map(|&c| 0..c as usize).collect();
-            full.slice_mut(slice_info(&within).as_slice()).assign(&data);
-            full
-        };
-        let opts = codec_options();
-        let result = with_primitive!(self.dtype, P => {
-            cast_array::<T, P>(full).map(|full| self.array.store_chunk_opt(index, full, opts))
-        });
-        match result {
-            None => Err(self.not_primitive::<T>()),
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(self.array_error(
-                format!("writing chunk {index:?} of array {:?}", self.path),
-                None,
-                e,
-            )),
-        }
+        with_primitive!(self.dtype, P => {
+            // The one copy: the view into an owned standard-layout chunk (padded with the fill
+            // value at the array's edge), encoded in place.
+            let full: ArrayD<P> = if clipped == self.write_shape {
+                cast_array::<T, P>(data.as_standard_layout().into_owned())
+                    .ok_or_else(|| self.not_primitive::<T>())?
+            } else {
+                let fill = ArrayD::from_elem(
+                    IxDyn(&to_usize_shape(&self.write_shape)),
+                    self.fill_native::<P>(),
+                );
+                let mut full =
+                    cast_array::<P, T>(fill).ok_or_else(|| self.not_primitive::<T>())?;
+                let within: Vec<Range<usize>> = clipped.iter().map(|&c| 0..c as usize).collect();
+                full.slice_mut(slice_info(&within).as_slice()).assign(&data);
+                cast_array::<T, P>(full).ok_or_else(|| self.not_primitive::<T>())?
+            };
+            self.store_native(index, full.as_slice().expect("standard layout"))
+        })
     }
 
-    /// An array of `shape` holding the fill value.
-    fn fill_array<T: Element>(&self, shape: &[u64]) -> StoreResult<ArrayD<T>> {
-        let n: u64 = shape.iter().product();
-        let err = |e: String| StoreError::Unsupported {
-            store: self.store.description().into(),
-            path: self.path.clone(),
-            what: format!("cannot build its fill value: {e}"),
-        };
-        let bytes = ArrayBytes::new_fill_value(self.array.data_type(), n, self.array.fill_value())
-            .map_err(|e| err(e.to_string()))?;
-        let result = with_primitive!(self.dtype, P => {
-            <ArrayD<P> as FromArrayBytes>::from_array_bytes(bytes, shape, self.array.data_type())
-                .map(cast_array::<P, T>)
-        });
-        match result {
-            Ok(Some(a)) => Ok(a),
-            Ok(None) => Err(self.not_primitive::<T>()),
-            Err(e) => Err(err(e.to_string())),
+    /// The fill value as element type `P` (the array's own type).
+    fn fill_native<P: Native>(&self) -> P {
+        let mut value = [P::default()];
+        P::from_ne(&mut value, self.array.fill_value().as_ne_bytes());
+        value[0]
+    }
+
+    /// Encodes `data`, the whole write-grid chunk `index` in C order (edge chunks padded), and
+    /// stores it. Outside scratch mode an all-fill chunk is erased instead (zarrs'
+    /// `store_empty_chunks = false`).
+    fn store_native<P: Native>(&self, index: &[u64], data: &[P]) -> StoreResult<()> {
+        let opts = codec_options();
+        let operation = || format!("writing chunk {index:?} of array {:?}", self.path);
+        if self.scratch
+            && let Some(root) = &self.store.root
+        {
+            let encoded = data
+                .into_array_bytes(self.array.data_type())
+                .map_err(ArrayError::from)
+                .and_then(|bytes| {
+                    let shape = self.array.chunk_shape(index)?;
+                    self.array
+                        .codecs()
+                        .encode(
+                            bytes,
+                            &shape,
+                            self.array.data_type(),
+                            self.array.fill_value(),
+                            opts,
+                        )
+                        .map_err(ArrayError::CodecError)
+                })
+                .map_err(|e| self.array_error(operation(), None, e))?;
+            let key = self.chunk_key(index);
+            return write_scratch_file(root, &key, &encoded).map_err(|e| {
+                self.store
+                    .storage_error(operation(), &key, StorageError::IOError(Arc::new(e)))
+            });
         }
+        self.array
+            .store_chunk_opt(index, data, opts)
+            .map_err(|e| self.array_error(operation(), None, e))
+    }
+
+    /// Marks this handle as holding scratch data (a rechunk's intermediate arrays): on a
+    /// filesystem store its chunk writes skip `fsync` (still atomic for readers: a hidden
+    /// temporary file, then a rename) and store every chunk, even an all-fill one.
+    ///
+    /// Durability is what is given up: after a crash of the machine (not of the process) a
+    /// scratch chunk may be missing or cut short. A short chunk fails to decode (an error, not
+    /// wrong data), since scratch arrays are uncompressed. Other stores ignore the mark.
+    pub(crate) fn into_scratch(mut self) -> Self {
+        self.scratch = true;
+        self
+    }
+
+    /// Marks this handle as the source of exactly one copy whose data nothing reads afterwards
+    /// (a rechunk's intermediate, not kept): [`copy_region_to`](Self::copy_region_to) then
+    /// frees each stored chunk lying wholly inside the copied region once it has decoded it
+    /// (see `release_chunk`; such a chunk must not be read again). Copy regions are disjoint,
+    /// so that region's task was the chunk's only reader.
+    ///
+    /// Freeing intermediate data as it is consumed halves the scratch space a rechunk needs,
+    /// saves the write-back of data nobody will read, and hands its page-cache memory straight
+    /// to the next writes.
+    pub(crate) fn erased_after_copy(mut self) -> Self {
+        self.consumed_by_copy = true;
+        self
+    }
+
+    /// Checks that `region` is aligned to the write grid (see
+    /// [`write_region`](Self::write_region)).
+    fn check_write_aligned(&self, region: &[Range<u64>]) -> StoreResult<()> {
+        let ws = &self.write_shape;
+        for (axis, ((r, &c), &s)) in region.iter().zip(ws).zip(self.shape()).enumerate() {
+            let detail = if r.start % c != 0 {
+                Some(format!(
+                    "axis {axis} starts at {}, which is not a multiple of {c}",
+                    r.start
+                ))
+            } else if r.end % c != 0 && r.end != s {
+                Some(format!(
+                    "axis {axis} ends at {}, which is neither a multiple of {c} nor the array's \
+                     end {s}",
+                    r.end
+                ))
+            } else {
+                None
+            };
+            if let Some(detail) = detail {
+                return Err(StoreError::MisalignedWrite {
+                    path: self.path.clone(),
+                    region: region.to_vec(),
+                    write_shape: ws.clone(),
+                    detail,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Writes `data` to `region`, which must be aligned to the write grid: each axis starts at
@@ -1006,40 +1426,11 @@ impl ZarrArray {
                 found: data.shape().iter().map(|&d| d as u64).collect(),
             });
         }
-        let ws = &self.write_shape;
-        for (axis, ((r, &c), &s)) in region.iter().zip(ws).zip(self.shape()).enumerate() {
-            let detail = if r.start % c != 0 {
-                Some(format!(
-                    "axis {axis} starts at {}, which is not a multiple of {c}",
-                    r.start
-                ))
-            } else if r.end % c != 0 && r.end != s {
-                Some(format!(
-                    "axis {axis} ends at {}, which is neither a multiple of {c} nor the array's \
-                     end {s}",
-                    r.end
-                ))
-            } else {
-                None
-            };
-            if let Some(detail) = detail {
-                return Err(StoreError::MisalignedWrite {
-                    path: self.path.clone(),
-                    region: region.to_vec(),
-                    write_shape: ws.clone(),
-                    detail,
-                });
-            }
-        }
+        self.check_write_aligned(region)?;
         if expected.contains(&0) {
             return Ok(());
         }
-        let lo: Vec<u64> = region.iter().zip(ws).map(|(r, &c)| r.start / c).collect();
-        let hi: Vec<u64> = region
-            .iter()
-            .zip(ws)
-            .map(|(r, &c)| r.end.div_ceil(c))
-            .collect();
+        let (lo, hi) = grid_span(region, &self.write_shape);
         for index in grid_indices(&lo, &hi) {
             let chunk = self.write_chunk_region(&index)?;
             let within: Vec<Range<usize>> = chunk
@@ -1050,6 +1441,277 @@ impl ZarrArray {
             self.write_chunk(&index, data.slice(slice_info(&within).as_slice()))?;
         }
         Ok(())
+    }
+
+    /// Copies `region` of this array into `dst`, an array of the same shape and element type
+    /// (a rechunk's copy task). `region` must be aligned to `dst`'s write grid, as for
+    /// [`write_region`](Self::write_region).
+    ///
+    /// Every stored chunk of this array the region touches (every inner chunk, when sharded) is
+    /// decoded once, straight into a block holding the destination chunks one after the other;
+    /// each destination chunk is then encoded from its part of the block, which goes back to
+    /// `dst`'s pool for the next copy task (see [`free_copy_buffers`](Self::free_copy_buffers)).
+    /// The bytes held at most are
+    /// [`copy_working_bytes`](Self::copy_working_bytes).
+    pub(crate) fn copy_region_to(&self, dst: &ZarrArray, region: &[Range<u64>]) -> StoreResult<()> {
+        self.copy_region_to_with(dst, region, 1)
+    }
+
+    /// [`copy_region_to`](Self::copy_region_to), encoding and storing the destination chunks
+    /// on up to `threads` threads (for a copy task that runs alone, so that the cores the
+    /// executor leaves idle encode and write; see
+    /// [`copy_working_bytes_with`](Self::copy_working_bytes_with) for what it holds).
+    pub(crate) fn copy_region_to_with(
+        &self,
+        dst: &ZarrArray,
+        region: &[Range<u64>],
+        threads: usize,
+    ) -> StoreResult<()> {
+        if self.dtype != dst.dtype {
+            return Err(StoreError::DTypeMismatch {
+                path: dst.path.clone(),
+                stored: dst.dtype,
+                requested: self.dtype,
+            });
+        }
+        if self.shape() != dst.shape() {
+            return Err(StoreError::ShapeMismatch {
+                path: dst.path.clone(),
+                target: format!("a copy from {:?}", self.path),
+                expected: dst.shape().to_vec(),
+                found: self.shape().to_vec(),
+            });
+        }
+        self.check_region(region)?;
+        dst.check_write_aligned(region)?;
+        if region.iter().any(|r| r.start == r.end) {
+            return Ok(());
+        }
+        with_primitive!(self.dtype, P => self.copy_native::<P>(dst, region, threads.max(1)))
+    }
+
+    /// Frees the data of consumed chunk `index` (see [`erased_after_copy`](Self::erased_after_copy)):
+    /// a filesystem chunk is truncated to nothing, which hands its page-cache memory back at
+    /// once while keeping the file (deleting thousands of files during a run makes ext4 scan
+    /// its recently deleted inodes on every file created after); the array's removal deletes
+    /// the files later. Other stores erase the chunk.
+    fn release_chunk(&self, index: &[u64]) -> StoreResult<()> {
+        let Some(root) = &self.store.root else {
+            return self.erase_chunk(index);
+        };
+        let key = self.chunk_key(index);
+        let truncated = std::fs::OpenOptions::new()
+            .write(true)
+            .open(root.join(&key))
+            .and_then(|file| file.set_len(0));
+        match truncated {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.store.storage_error(
+                format!("releasing chunk {index:?} of array {:?}", self.path),
+                &key,
+                StorageError::IOError(Arc::new(e)),
+            )),
+        }
+    }
+
+    /// Whether reading part of a chunk costs only what is read: unsharded and uncompressed
+    /// (the bytes codec alone), as a rechunk's intermediate arrays are.
+    fn cheap_partial_reads(&self) -> bool {
+        !self.sharded && self.compression() == Some(Compression::None)
+    }
+
+    /// Frees the block of chunk buffers that copies into this array keep for reuse (call it
+    /// when a copy into it is done; the next copy allocates afresh).
+    pub(crate) fn free_copy_buffers(&self) {
+        self.copy_buffers.clear();
+    }
+
+    /// The most bytes [`copy_region_to`](Self::copy_region_to) holds for `region`: the
+    /// destination chunks it covers (whole, edge chunks padded), a decoded source chunk with its
+    /// decoding scratch, and one encoded destination chunk.
+    pub(crate) fn copy_working_bytes(&self, dst: &ZarrArray, region: &[Range<u64>]) -> u64 {
+        self.copy_working_bytes_with(dst, region, 1)
+    }
+
+    /// The most bytes [`copy_region_to_with`](Self::copy_region_to_with) holds with `threads`
+    /// threads: as [`copy_working_bytes`](Self::copy_working_bytes), with one encoded
+    /// destination chunk per thread.
+    pub(crate) fn copy_working_bytes_with(
+        &self,
+        dst: &ZarrArray,
+        region: &[Range<u64>],
+        threads: usize,
+    ) -> u64 {
+        let itemsize = self.dtype.itemsize() as u64;
+        let padded: u64 = region
+            .iter()
+            .zip(&dst.write_shape)
+            .map(|(r, &c)| (r.end - r.start).div_ceil(c) * c)
+            .product();
+        let mut piece: u64 = region
+            .iter()
+            .zip(&self.chunk_shape)
+            .map(|(r, &c)| (r.end - r.start).min(c))
+            .product();
+        if self.cheap_partial_reads() {
+            // Slabs as wide as a chunk on the inner axes (see `copy_native`).
+            let chunk: u64 = self.chunk_shape.iter().product();
+            piece = chunk.min(SLAB_BYTES.div_ceil(itemsize).max(1));
+        }
+        // Scratch chunks are uncompressed: encoding borrows the chunk's own buffer.
+        let encoded: u64 = if dst.scratch {
+            0
+        } else {
+            let chunks: u64 = region
+                .iter()
+                .zip(&dst.write_shape)
+                .map(|(r, &c)| (r.end - r.start).div_ceil(c))
+                .product();
+            dst.write_shape.iter().product::<u64>() * chunks.min(threads.max(1) as u64)
+        };
+        (padded + 2 * piece + encoded) * itemsize
+    }
+
+    fn copy_native<P: Native>(
+        &self,
+        dst: &ZarrArray,
+        region: &[Range<u64>],
+        threads: usize,
+    ) -> StoreResult<()> {
+        let pool = &dst.copy_buffers;
+        let ws = &dst.write_shape;
+        let chunk_shape = to_usize_shape(ws);
+        let chunk_len: usize = chunk_shape.iter().product();
+        let (dlo, dhi) = grid_span(region, ws);
+        let dst_chunks = grid_indices(&dlo, &dhi);
+        let dims: Vec<u64> = dlo.iter().zip(&dhi).map(|(l, h)| h - l).collect();
+        // One block holds every destination chunk of the region, chunk after chunk: a single
+        // allocation (mmapped when large, so freeing it returns it whole instead of leaving
+        // the allocator's arenas fragmented by hundreds of chunk-sized buffers). Only the
+        // padding of edge chunks keeps its initial value (the fill value); the copy overwrites
+        // everything else, so a reused block needs no clearing.
+        let fill = dst.fill_native::<P>();
+        let total = chunk_len * dst_chunks.len();
+        let mut block: Vec<P> = pool
+            .take::<P>(total)
+            .unwrap_or_else(|| vec![P::default(); total]);
+        let mut buffers: Vec<&mut [P]> = block[..total].chunks_exact_mut(chunk_len).collect();
+        for (index, buffer) in dst_chunks.iter().zip(buffers.iter_mut()) {
+            let edge = index
+                .iter()
+                .zip(ws)
+                .zip(dst.shape())
+                .any(|((&i, &c), &s)| (i + 1) * c > s);
+            if edge {
+                buffer.fill(fill);
+            }
+        }
+        // Source pieces, each decoded once: the read grid (inner chunks of a sharded source).
+        let (slo, shi) = grid_span(region, &self.chunk_shape);
+        for read_index in grid_indices(&slo, &shi) {
+            let part = overlap(region, &read_index, &self.chunk_shape);
+            let write_index: Vec<u64> = part
+                .iter()
+                .zip(&self.write_shape)
+                .map(|(r, &c)| r.start / c)
+                .collect();
+            // An uncompressed source is read in slabs (partial reads cost what they read), each
+            // spanning the chunk on all but its outer axes so that it is one contiguous byte
+            // range (one read, not one per row); a compressed source is read whole (any
+            // partial read decodes the whole chunk).
+            let cheap = self.cheap_partial_reads() && !part.is_empty();
+            let slabs = if cheap {
+                // The whole stored chunk (edge chunks: with their padding) on the inner axes.
+                let mut wide: Vec<Range<u64>> = read_index
+                    .iter()
+                    .zip(&self.chunk_shape)
+                    .map(|(&i, &c)| i * c..(i + 1) * c)
+                    .collect();
+                wide[0] = part[0].clone();
+                slabs(&wide, SLAB_BYTES / self.dtype.itemsize() as u64)
+            } else {
+                vec![part.clone()]
+            };
+            for slab in slabs {
+                let bytes = if cheap {
+                    self.retrieve_chunk_raw(&read_index, &slab)?
+                } else {
+                    self.retrieve_raw(&slab, &write_index)?
+                };
+                let useful: Vec<Range<u64>> = slab
+                    .iter()
+                    .zip(&part)
+                    .map(|(a, b)| a.start.max(b.start)..a.end.min(b.end))
+                    .collect();
+                if useful.iter().any(|r| r.start >= r.end) {
+                    continue;
+                }
+                let (clo, chi) = grid_span(&useful, ws);
+                for chunk in grid_indices(&clo, &chi) {
+                    let k = chunk
+                        .iter()
+                        .zip(&dlo)
+                        .zip(&dims)
+                        .fold(0u64, |k, ((&c, &l), &d)| k * d + (c - l))
+                        as usize;
+                    let start: Vec<u64> = chunk.iter().zip(ws).map(|(&i, &c)| i * c).collect();
+                    let piece = overlap(&useful, &chunk, ws);
+                    copy_box(&bytes, &slab, buffers[k], &start, &chunk_shape, &piece);
+                }
+            }
+            if self.consumed_by_copy && !self.sharded && part == self.chunk_region(&read_index)? {
+                self.release_chunk(&read_index)?;
+            }
+        }
+        let buffers: Vec<&[P]> = buffers.into_iter().map(|b| &*b).collect();
+        dst.store_all_native(&dst_chunks, &buffers, threads)?;
+        pool.give(block);
+        Ok(())
+    }
+
+    /// Stores each chunk `indices[i]` from `buffers[i]` ([`store_native`](Self::store_native))
+    /// on up to `threads` scoped threads, which take chunks in order. The first error stops
+    /// the others from starting new chunks and is returned; a panic is passed on.
+    fn store_all_native<P: Native>(
+        &self,
+        indices: &[Vec<u64>],
+        buffers: &[&[P]],
+        threads: usize,
+    ) -> StoreResult<()> {
+        let threads = threads.min(indices.len());
+        if threads <= 1 {
+            for (index, buffer) in indices.iter().zip(buffers) {
+                self.store_native(index, buffer)?;
+            }
+            return Ok(());
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let work = || -> StoreResult<()> {
+            while !failed.load(Ordering::Relaxed) {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(index) = indices.get(i) else {
+                    return Ok(());
+                };
+                if let Err(e) = self.store_native(index, buffers[i]) {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            Ok(())
+        };
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut result = work();
+            for helper in helpers {
+                match helper.join() {
+                    Ok(r) => result = result.and(r),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            result
+        })
     }
 
     /// Whether write-grid chunk `index` is stored (never written or erased chunks are not; they
@@ -1411,3 +2073,284 @@ fn collect_nodes(
 #[cfg(test)]
 #[path = "zarr_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod copy_tests {
+    //! The copy path of rechunk tasks: run-by-run box copies, slabs, `copy_region_to` across
+    //! layouts, fill values and sharding, scratch writes and consumed sources.
+
+    use ndarray::{ArrayD, IxDyn};
+
+    use super::*;
+
+    fn sample(shape: &[usize]) -> ArrayD<f32> {
+        let n: usize = shape.iter().product();
+        ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|i| i as f32 * 0.5 - 7.0).collect())
+            .unwrap()
+    }
+
+    fn c_index(shape: &[usize], idx: &[usize]) -> usize {
+        idx.iter().zip(shape).fold(0, |k, (&i, &s)| k * s + i)
+    }
+
+    /// A box copy: (box shape, source shape, source offset, destination shape, destination
+    /// offset).
+    type BoxCase<'a> = (
+        &'a [usize],
+        &'a [usize],
+        &'a [usize],
+        &'a [usize],
+        &'a [usize],
+    );
+
+    #[test]
+    fn runs_copy_exactly_the_box() {
+        let cases: &[BoxCase] = &[
+            (&[2, 3], &[4, 5], &[1, 2], &[3, 3], &[0, 0]),
+            (&[4, 5], &[4, 5], &[0, 0], &[6, 5], &[2, 0]), // merges into one run
+            (&[1, 2, 3], &[2, 3, 3], &[1, 1, 0], &[1, 2, 3], &[0, 0, 0]),
+            (&[3, 1, 4], &[5, 2, 4], &[2, 1, 0], &[3, 3, 4], &[0, 2, 0]),
+            (
+                &[2, 2, 2, 2],
+                &[3, 3, 3, 3],
+                &[1, 0, 1, 0],
+                &[2, 2, 2, 2],
+                &[0, 0, 0, 0],
+            ),
+            (&[], &[], &[], &[], &[]),
+            (&[0, 3], &[2, 3], &[0, 0], &[2, 3], &[0, 0]),
+        ];
+        for &(shape, ss, so, ds, d0) in cases {
+            let src: Vec<f32> = (0..ss.iter().product::<usize>())
+                .map(|i| i as f32)
+                .collect();
+            let mut got = vec![-1.0f32; ds.iter().product()];
+            for_each_run(shape, ss, so, ds, d0, |d, s, n| {
+                got[d..d + n].copy_from_slice(&src[s..s + n]);
+            });
+            let mut want = vec![-1.0f32; ds.iter().product()];
+            let total: usize = shape.iter().product();
+            for flat in 0..total {
+                let mut idx = vec![0usize; shape.len()];
+                let mut rest = flat;
+                for a in (0..shape.len()).rev() {
+                    idx[a] = rest % shape[a];
+                    rest /= shape[a];
+                }
+                let si: Vec<usize> = idx.iter().zip(so).map(|(i, o)| i + o).collect();
+                let di: Vec<usize> = idx.iter().zip(d0).map(|(i, o)| i + o).collect();
+                want[c_index(ds, &di)] = src[c_index(ss, &si)];
+            }
+            assert_eq!(
+                got, want,
+                "box {shape:?} from {ss:?}@{so:?} to {ds:?}@{d0:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn slabs_tile_the_box_within_the_limit() {
+        for (part, limit) in [
+            (vec![3..20, 0..4, 2..7], 40u64),
+            (vec![0..5, 0..100], 30),
+            (vec![0..8, 0..8], 1000),
+            (vec![0..4, 0..3, 0..5], 1),
+        ] {
+            let pieces = slabs(&part, limit);
+            let mut seen = std::collections::HashSet::new();
+            for p in &pieces {
+                let n: u64 = p.iter().map(|r| r.end - r.start).product();
+                assert!(n <= limit.max(1), "{p:?} has {n} elements, over {limit}");
+                let mut idx: Vec<u64> = p.iter().map(|r| r.start).collect();
+                'all: loop {
+                    assert!(seen.insert(idx.clone()), "{idx:?} twice");
+                    for a in (0..idx.len()).rev() {
+                        idx[a] += 1;
+                        if idx[a] < p[a].end {
+                            continue 'all;
+                        }
+                        idx[a] = p[a].start;
+                    }
+                    break;
+                }
+            }
+            let total: u64 = part.iter().map(|r| r.end - r.start).product();
+            assert_eq!(seen.len() as u64, total, "{part:?} covered once");
+        }
+    }
+
+    /// Copies `src` into a new array made from `dst_spec`, task region by task region, and
+    /// checks the result element for element.
+    fn copy_and_check(src: &ZarrArray, store: &Store, dst_spec: &ArraySpec, grid: &[u64]) {
+        let dst = ZarrArray::create(store, "dst", dst_spec, true).unwrap();
+        let shape = src.shape().to_vec();
+        // Regions of `grid` snapped to dst's write grid.
+        let ws = dst.write_shape().to_vec();
+        let axes: Vec<Vec<Range<u64>>> = shape
+            .iter()
+            .zip(grid)
+            .zip(&ws)
+            .map(|((&s, &g), &w)| {
+                let step = g.div_ceil(w) * w;
+                (0..s)
+                    .step_by(step as usize)
+                    .map(|a| a..(a + step).min(s))
+                    .collect()
+            })
+            .collect();
+        let mut regions: Vec<Vec<Range<u64>>> = vec![vec![]];
+        for ranges in axes {
+            regions = regions
+                .into_iter()
+                .flat_map(|p| {
+                    ranges.iter().map(move |r| {
+                        let mut v = p.clone();
+                        v.push(r.clone());
+                        v
+                    })
+                })
+                .collect();
+        }
+        // One, two or three threads storing, in turn; the pool hands blocks between regions
+        // of different sizes.
+        for (i, region) in regions.iter().enumerate() {
+            let threads = 1 + i % 3;
+            let budget = src.copy_working_bytes(&dst, region);
+            assert!(budget > 0);
+            assert!(src.copy_working_bytes_with(&dst, region, threads) >= budget);
+            src.copy_region_to_with(&dst, region, threads).unwrap();
+        }
+        dst.free_copy_buffers();
+        let want = src.read_all::<f32>().unwrap();
+        let got = ZarrArray::open(store, "dst")
+            .unwrap()
+            .read_all::<f32>()
+            .unwrap();
+        assert_eq!(got, want, "{dst_spec:?} via grid {grid:?}");
+    }
+
+    #[test]
+    fn copies_match_across_layouts_fill_values_and_sharding() {
+        let store = Store::memory();
+        let data = sample(&[9, 10, 7]);
+        for (src_spec, dst_spec, grid) in [
+            (
+                ArraySpec::new(vec![9, 10, 7], vec![1, 10, 7], DType::F32),
+                ArraySpec::new(vec![9, 10, 7], vec![9, 3, 2], DType::F32)
+                    .with_fill_value(FillValue::NaN),
+                vec![9, 6, 4],
+            ),
+            (
+                ArraySpec::new(vec![9, 10, 7], vec![2, 4, 7], DType::F32)
+                    .with_format(ZarrFormat::V3)
+                    .with_shard(vec![4, 8, 7]),
+                ArraySpec::new(vec![9, 10, 7], vec![5, 5, 3], DType::F32)
+                    .with_compression(Compression::None),
+                vec![5, 10, 3],
+            ),
+            (
+                ArraySpec::new(vec![9, 10, 7], vec![4, 3, 5], DType::F32)
+                    .with_compression(Compression::None),
+                ArraySpec::new(vec![9, 10, 7], vec![2, 2, 2], DType::F32)
+                    .with_format(ZarrFormat::V3)
+                    .with_shard(vec![4, 4, 4])
+                    .with_fill_value(FillValue::NaN),
+                vec![8, 8, 8],
+            ),
+        ] {
+            let src = ZarrArray::create(&store, "src", &src_spec, true).unwrap();
+            src.write_region(&[0..9, 0..10, 0..7], data.view()).unwrap();
+            copy_and_check(&src, &store, &dst_spec, &grid);
+        }
+    }
+
+    #[test]
+    fn threaded_stores_return_the_first_error() {
+        let store = Store::memory();
+        let spec = ArraySpec::new(vec![8, 8], vec![8, 1], DType::F32);
+        let src = ZarrArray::create(&store, "src", &spec, true).unwrap();
+        src.write_region(&[0..8, 0..8], sample(&[8, 8]).view())
+            .unwrap();
+        let dst_spec = ArraySpec::new(vec![8, 8], vec![1, 8], DType::F32);
+        ZarrArray::create(&store, "dst", &dst_spec, true).unwrap();
+        let read_only = ZarrArray::open(&store.read_only(), "dst").unwrap();
+        for threads in [1, 3] {
+            let err = src
+                .copy_region_to_with(&read_only, &[0..8, 0..8], threads)
+                .unwrap_err();
+            assert!(err.to_string().contains("read-only"), "{err}");
+        }
+        // Encoded chunks are counted once per thread, up to the region's chunk count.
+        let dst = ZarrArray::open(&store, "dst").unwrap();
+        let one = src.copy_working_bytes_with(&dst, &[0..8, 0..8], 1);
+        let chunk = 8 * 4;
+        assert_eq!(
+            src.copy_working_bytes_with(&dst, &[0..8, 0..8], 3),
+            one + 2 * chunk
+        );
+        assert_eq!(
+            src.copy_working_bytes_with(&dst, &[0..1, 0..8], 3),
+            src.copy_working_bytes_with(&dst, &[0..1, 0..8], 1)
+        );
+    }
+
+    #[test]
+    fn scratch_copies_write_without_leftovers_and_consume_their_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::filesystem(dir.path()).unwrap();
+        let data = sample(&[6, 8]);
+        let int_spec =
+            ArraySpec::new(vec![6, 8], vec![2, 8], DType::F32).with_compression(Compression::None);
+        let int = ZarrArray::create(&store, "int", &int_spec, true)
+            .unwrap()
+            .into_scratch();
+        int.write_region(&[0..6, 0..8], data.view()).unwrap();
+        assert_eq!(int.read_all::<f32>().unwrap(), data);
+        let int = int.erased_after_copy();
+        let dst_spec = ArraySpec::new(vec![6, 8], vec![6, 4], DType::F32);
+        let a = ZarrArray::create(&store, "a", &dst_spec, true).unwrap();
+        // Each int chunk (2 x 8) straddles both regions: no task is its only reader, so none
+        // is erased.
+        src_copy(&int, &a, &[0..6, 0..4]);
+        src_copy(&int, &a, &[0..6, 4..8]);
+        assert_eq!(a.read_all::<f32>().unwrap(), data);
+        assert_eq!(int_chunks(dir.path()), 3);
+        // A region holding whole int chunks erases each once it has read it.
+        let b = ZarrArray::create(&store, "b", &dst_spec, true).unwrap();
+        src_copy(&int, &b, &[0..6, 0..8]);
+        assert_eq!(b.read_all::<f32>().unwrap(), data);
+        assert_eq!(int_chunks(dir.path()), 0);
+        // No temporary file is left anywhere.
+        assert_eq!(store.purge_temporaries("").unwrap(), 0);
+        // Temporary names follow the atomic store's convention.
+        assert!(super::super::AtomicWriteStore::<()>::is_temporary_key(
+            &format!("a/.0.0{SCRATCH_TMP_MARKER}1-s2")
+        ));
+    }
+
+    fn src_copy(src: &ZarrArray, dst: &ZarrArray, region: &[Range<u64>]) {
+        src.copy_region_to(dst, region).unwrap();
+    }
+
+    /// Chunk files of the array `int` holding data (metadata, temporaries and released chunks
+    /// aside).
+    fn int_chunks(root: &std::path::Path) -> usize {
+        let mut n = 0;
+        let mut stack = vec![root.join("int")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let name = e.file_name().to_string_lossy().to_string();
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else if !name.starts_with('.')
+                    && name != "zarr.json"
+                    && e.metadata().unwrap().len() > 0
+                {
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+}

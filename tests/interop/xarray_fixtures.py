@@ -1,6 +1,8 @@
 """xarray interop fixtures for chunkflow's dataset room.
 
-    python xarray_fixtures.py write DIR    # xarray writes Zarr stores + DIR/manifest.json
+    python xarray_fixtures.py write DIR            # xarray writes Zarr stores + DIR/manifest.json
+    python xarray_fixtures.py xpartition-init DIR  # xpartition initializes stores (after write)
+    python xarray_fixtures.py check-writes DIR     # xarray checks the stores chunkflow wrote
 
 Each case in the manifest names a store (and group) written by xarray, how to open it
 (chunks, decode, consolidated) and what xarray itself reads back when opening it that way:
@@ -10,6 +12,16 @@ add_offset, units, calendar, coordinates, chunks), dask chunks and every value (
 JSON numbers, NaN as null; datetimes as int64 nanoseconds and ISO strings). A case may
 instead expect an error (a group without xarray metadata). The Rust test
 tests/dataset_open.rs opens each case with chunkflow and compares.
+
+The other direction: `xpartition-init` has xpartition (`ds.partition.initialize_store`)
+initialize stores from some fixtures (DIR/xpartition.json lists them); the ignored Rust test
+tests/dataset_write.rs::xarray_writes then writes stores with chunkflow (fixtures opened and
+written back in v2 and v3, datasets built in Rust, partitioned writes by ranks, and the
+xpartition stores filled by ranks) and lists them in DIR/written/cases.json; `check-writes`
+opens each with xarray, warnings turned into errors, and requires
+`xr.testing.assert_identical` against xarray's own reading of the source (or the values the
+Rust test recorded), the source's encoding kept, and, for same-format round trips, the
+metadata documents xarray wrote.
 """
 
 import json
@@ -23,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from xarray.coding.times import _cleanup_netcdf_time_units
 
 # ----------------------------------------------------------------------------------------------
 # The datasets
@@ -278,7 +291,166 @@ def write(out):
     print(f"wrote {len(cases)} cases to {out}", file=sys.stderr)
 
 
+# ----------------------------------------------------------------------------------------------
+# xpartition-init: stores initialized by xpartition, for chunkflow ranks to fill
+# ----------------------------------------------------------------------------------------------
+
+
+def xpartition_init(out):
+    import xpartition  # noqa: F401  (registers the .partition accessor)
+
+    out = Path(out)
+    (out / "xpartition").mkdir(exist_ok=True)
+    cases = []
+    variants = [
+        ("base_v3_consolidated.zarr", 3, None),
+        ("base_v2_consolidated.zarr", 2, None),
+        ("packed_v3.zarr", 3, None),
+        ("packed_v2.zarr", 2, None),
+        # Sharded: shards = the dask chunks, inner chunks of one latitude.
+        ("base_v3_consolidated.zarr", 3, {"time": 2, "lat": 1, "lon": 5}),
+    ]
+    for source, fmt, inner in variants:
+        ds = xr.open_zarr(out / source)
+        name = f"xp_{source.removesuffix('.zarr')}_v{fmt}{'_sharded' if inner else ''}.zarr"
+        store = out / "xpartition" / name
+        ds.partition.initialize_store(str(store), inner_chunks=inner, zarr_format=fmt)
+        # Only metadata and the in-memory (index) coordinates: no chunk of a dask variable.
+        assert not any(p.name[0].isdigit() or p.name == "c" for p in (store / "t2m").iterdir()), \
+            f"{name}: xpartition wrote chunks of t2m at init"
+        cases.append({"store": f"xpartition/{name}", "source": source, "format": f"v{fmt}",
+                      "dims": ["time"], "ranks": 3, "sharded": inner is not None})
+    doc = {"xpartition": xpartition.__version__, "cases": cases}
+    (out / "xpartition.json").write_text(json.dumps(doc, indent=1))
+    print(f"xpartition {xpartition.__version__} initialized {len(cases)} stores", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------
+# check-writes: xarray opens what chunkflow wrote
+# ----------------------------------------------------------------------------------------------
+
+CHECKED_ENCODING = ["dtype", "_FillValue", "missing_value", "scale_factor", "add_offset",
+                    "units", "calendar", "coordinates", "chunks", "shards"]
+
+
+def same_value(a, b):
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, np.dtype) or isinstance(b, np.dtype):
+        return np.dtype(a) == np.dtype(b)
+    return jsonable(a) == jsonable(b)
+
+
+def expected_from_values(path):
+    """The dataset the Rust test built, from its JSON description."""
+    doc = json.loads(Path(path).read_text())
+    data_vars, coords = {}, {}
+    for name in doc["order"]:
+        v = doc["variables"][name]
+        if v["dtype"] == "datetime64[ns]":
+            arr = np.array(v["values"], dtype="int64").view("datetime64[ns]")
+        elif v["dtype"] == "bool":
+            arr = np.array(v["values"], dtype=bool)
+        else:
+            arr = np.array([np.nan if x is None else x for x in v["values"]], dtype="float64")
+            arr = arr.astype(v["dtype"])
+        var = xr.Variable(v["dims"], arr.reshape(v["shape"]), v["attrs"])
+        (coords if v["coord"] else data_vars)[name] = var
+    return xr.Dataset(data_vars, coords=coords, attrs=doc["attrs"])
+
+
+def metadata_docs(root, group, fmt):
+    """Every array's metadata (and the group's attributes) as xarray/zarr wrote them."""
+    base = Path(root) / group if group else Path(root)
+    docs = {}
+    for child in sorted(p for p in base.iterdir() if p.is_dir()):
+        if fmt == "v3" and (child / "zarr.json").exists():
+            docs[child.name] = json.loads((child / "zarr.json").read_text())
+        elif fmt == "v2" and (child / ".zarray").exists():
+            docs[child.name] = {
+                "zarray": json.loads((child / ".zarray").read_text()),
+                "zattrs": json.loads((child / ".zattrs").read_text()),
+            }
+    if fmt == "v3":
+        docs["/attributes"] = json.loads((base / "zarr.json").read_text())["attributes"]
+    else:
+        docs["/attributes"] = json.loads((base / ".zattrs").read_text())
+    return docs
+
+
+def check_one(out, case):
+    kwargs = {} if case["consolidated"] else {"consolidated": False}
+    group = case["group"] or None
+    # chunkflow's stores must open without any warning (consolidated metadata present, or
+    # asked not to be used; dimension names; fill values; CF attributes).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = xr.open_zarr(out / case["store"], group=group, **kwargs)
+        got.load()
+    expect = case["expect"]
+    if "values" in expect:
+        xr.testing.assert_identical(got, expected_from_values(out / expect["values"]))
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = xr.open_zarr(out / expect["source"], group=expect["group"] or None)
+        want.load()
+    xr.testing.assert_identical(got, want)
+    # The source's encoding is kept (time units compared as xarray cleans them up on write;
+    # a sharded xpartition store has its own inner chunks).
+    skip = {"chunks", "shards"} if case.get("sharded") else set()
+    if case.get("format") == "v2":
+        skip.add("shards")
+    for name, var in want.variables.items():
+        for key in CHECKED_ENCODING:
+            if key in skip or key not in var.encoding:
+                continue
+            ours, theirs = got[name].encoding.get(key), var.encoding[key]
+            if key == "units" and isinstance(ours, str) and isinstance(theirs, str):
+                ours, theirs = _cleanup_netcdf_time_units(ours), _cleanup_netcdf_time_units(theirs)
+            if not same_value(theirs, ours):
+                raise AssertionError(
+                    f"{name}: encoding[{key!r}] is {ours!r}, the source's is {theirs!r}")
+    if case.get("same_format_as_source") and case["consolidated"]:
+        # Byte-for-byte layout: the metadata documents xarray itself writes when it opens the
+        # source and writes it back in the same format (xarray cannot change the format of an
+        # opened store without dropping its encoding).
+        oracle = out / "xarray_rewrites" / Path(case["store"]).name
+        if not oracle.exists():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                src = xr.open_zarr(out / expect["source"], group=expect["group"] or None)
+                src.to_zarr(oracle, group=expect["group"] or None, mode="w",
+                            zarr_format=int(case["format"][1]))
+        ours = metadata_docs(out / case["store"], case["group"], case["format"])
+        theirs = metadata_docs(oracle, case["group"], case["format"])
+        if ours != theirs:
+            diff = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+            raise AssertionError(
+                f"metadata differs from what xarray writes for {diff}: "
+                + "; ".join(f"{k}: ours {ours.get(k)} vs xarray {theirs.get(k)}" for k in diff))
+
+
+def check_writes(out):
+    out = Path(out)
+    cases = json.loads((out / "written" / "cases.json").read_text())["cases"]
+    failures = []
+    for case in cases:
+        try:
+            check_one(out, case)
+            print(f"ok   {case['store']}", file=sys.stderr)
+        except Exception as e:  # noqa: BLE001 - report every failing store, then fail
+            failures.append(f"{case['store']}: {type(e).__name__}: {e}")
+            print(f"FAIL {case['store']}: {type(e).__name__}: {e}", file=sys.stderr)
+    print(f"xarray checked {len(cases)} stores written by chunkflow: "
+          f"{len(cases) - len(failures)} ok, {len(failures)} failed", file=sys.stderr)
+    if failures:
+        sys.exit(1)
+
+
+COMMANDS = {"write": write, "xpartition-init": xpartition_init, "check-writes": check_writes}
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "write":
+    if len(sys.argv) != 3 or sys.argv[1] not in COMMANDS:
         sys.exit(__doc__)
-    write(sys.argv[2])
+    COMMANDS[sys.argv[1]](sys.argv[2])

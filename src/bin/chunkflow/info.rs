@@ -4,11 +4,18 @@
 //! every key named `zarr.json`, `.zarray` or `.zgroup` marks a node. For each array it shows the
 //! shape, chunks (and shards), dtype, codecs, dimension names, fill value, and the bytes stored
 //! under its prefix against its uncompressed size; groups show their attributes compactly.
+//!
+//! A group that follows xarray's conventions (it holds arrays, all with dimension names: v3
+//! `dimension_names` or v2 `_ARRAY_DIMENSIONS`) is also shown as the Dataset
+//! [`open_zarr`] reads, in xarray's repr (dimensions, coordinates, data variables, attributes),
+//! after the tree; `--json` adds it to the group's node as `"dataset"`. Other groups show the
+//! tree only.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use chunkflow::array::human_bytes;
+use chunkflow::dataset::{Dataset, OpenOptions, open_zarr};
 use chunkflow::store::{
     FillValue, NodeKind, Store, ZarrArray, group_attributes, list_children, node_kind,
 };
@@ -32,9 +39,19 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     } else {
         let mut out = String::new();
         tree.render(&mut out, "", None);
+        tree.render_datasets(&mut out);
         print!("{out}");
     }
     Ok(())
+}
+
+/// The group at `path` as a Dataset, when it follows xarray's conventions: it has arrays and
+/// opens with [`open_zarr`] (every array has dimension names, lengths agree).
+fn dataset_view(store: &Store, path: &str, has_arrays: bool) -> Option<Dataset> {
+    if !has_arrays {
+        return None;
+    }
+    open_zarr(store, path, &OpenOptions::default()).ok()
 }
 
 /// Opens the store, first checking that a filesystem store's directory exists (opening one
@@ -75,6 +92,8 @@ enum Node {
         attributes: serde_json::Map<String, Value>,
         consolidated: bool,
         children: Vec<Node>,
+        /// The group read as an xarray Dataset, when it is one.
+        dataset: Option<Box<Dataset>>,
     },
     Array(Box<ArrayInfo>),
 }
@@ -198,6 +217,12 @@ fn build(
                     children.push(node);
                 }
             }
+            let has_arrays = children.iter().any(|c| matches!(c, Node::Array(_)));
+            let dataset = if kind.is_some() {
+                dataset_view(store, path, has_arrays).map(Box::new)
+            } else {
+                None
+            };
             Ok(Node::Group {
                 path: path.to_string(),
                 name,
@@ -205,6 +230,7 @@ fn build(
                 attributes,
                 consolidated,
                 children,
+                dataset,
             })
         }
     }
@@ -227,11 +253,13 @@ impl Node {
                 attributes,
                 consolidated,
                 children,
+                dataset,
             } => json!({
                 "kind": "group", "path": path, "name": name, "format": format,
                 "implicit": format.is_none(), "attributes": attributes,
                 "consolidated": consolidated,
                 "children": children.iter().map(Node::to_json).collect::<Vec<_>>(),
+                "dataset": dataset.as_deref().map(dataset_json),
             }),
             Node::Array(info) => {
                 let a = &info.array;
@@ -248,6 +276,32 @@ impl Node {
                     "objects_total": a.write_grid_shape().iter().product::<u64>(),
                 })
             }
+        }
+    }
+
+    /// Appends, for every group that is an xarray Dataset, a blank line, a heading and the
+    /// Dataset's repr.
+    fn render_datasets(&self, out: &mut String) {
+        let Node::Group {
+            path,
+            children,
+            dataset,
+            ..
+        } = self
+        else {
+            return;
+        };
+        if let Some(ds) = dataset {
+            let shown = if path.is_empty() { "/" } else { path };
+            out.push_str(&format!(
+                "\n{shown} as an xarray Dataset (xarray's conventions):\n{ds}\n"
+            ));
+            for warning in ds.warnings() {
+                out.push_str(&format!("  note: {warning}\n"));
+            }
+        }
+        for child in children {
+            child.render_datasets(out);
         }
     }
 
@@ -339,6 +393,24 @@ impl Node {
             }
         }
     }
+}
+
+/// A Dataset's structure as JSON: dimensions, coordinates (index ones marked), data variables
+/// with their dims and dtypes, attributes, and the repr text.
+fn dataset_json(ds: &Dataset) -> Value {
+    let var = |name: &str| {
+        let v = ds.variable(name).expect("listed by the dataset");
+        json!({"name": name, "dims": v.dims(), "dtype": v.dtype().name(), "shape": v.shape(),
+               "index": ds.is_index(name)})
+    };
+    json!({
+        "dims": ds.dims().iter().map(|(d, n)| json!([d, n])).collect::<Vec<_>>(),
+        "coords": ds.coords().map(|(n, _)| var(n)).collect::<Vec<_>>(),
+        "data_vars": ds.data_vars().map(|(n, _)| var(n)).collect::<Vec<_>>(),
+        "attributes": ds.attrs(),
+        "warnings": ds.warnings(),
+        "repr": ds.to_string(),
+    })
 }
 
 fn tuple(v: &[u64]) -> String {

@@ -5,8 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// Chunk buffers are large and short-lived; glibc's malloc gives them back to the kernel and
+// faults every new one in again (bench/RESULTS.md, arrays, measures both allocators).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod demo;
 mod info;
+mod partition;
 mod plan;
 mod rechunk;
 mod verify;
@@ -34,7 +40,7 @@ enum Command {
         sleep_ms: u64,
     },
     /// Rechunks a Zarr array or group under a memory budget (the rechunker algorithm).
-    Rechunk(RechunkCmd),
+    Rechunk(Box<rechunk::RechunkArgs>),
     /// Prints the tree of groups and arrays in a Zarr store: shapes, chunks, codecs, sizes.
     Info {
         /// The store: a path, file:// or memory:// URL.
@@ -72,66 +78,15 @@ enum Command {
     /// partitioned write); names the missing chunks and, with --ranks/--dims, the ranks to
     /// re-run. Exit status 0: complete, 3: chunks missing, 1: error.
     Verify(verify::VerifyArgs),
-}
-
-/// Arguments of `chunkflow rechunk`.
-#[derive(clap::Args)]
-struct RechunkCmd {
-    /// The source store (a Zarr array or group at its root): a path, file:// or memory:// URL.
-    source: String,
-    /// The target store.
-    target: String,
-    /// Target chunks: sizes per axis (4096,32,32; -1 keeps an axis whole) or per dimension
-    /// name (time=4096,lat=32).
-    #[arg(long)]
-    chunks: String,
-    /// The memory the whole run may use, e.g. 256MB.
-    #[arg(long)]
-    max_mem: String,
-    /// Allows multi-stage plans whose intermediate reads are at least this big.
-    #[arg(long)]
-    min_mem: Option<String>,
-    /// Where intermediate arrays go (default: TARGET.rechunk-tmp).
-    #[arg(long)]
-    temp: Option<String>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<std::num::NonZeroUsize>,
-    /// The executor.
-    #[arg(long, value_parser = ["threads", "sequential"], default_value = "threads")]
-    executor: String,
-    /// Replace an existing target.
-    #[arg(long)]
-    overwrite: bool,
-    /// Continue an interrupted rechunk into TARGET.
-    #[arg(long)]
-    resume: bool,
-    /// Print the plan and stop (nothing is written).
-    #[arg(long)]
-    dry_run: bool,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
-    /// Plot the task graph to this file (.dot, or .svg/.png with Graphviz).
-    #[arg(long)]
-    graph: Option<PathBuf>,
-    /// Keep the intermediate arrays.
-    #[arg(long)]
-    keep_intermediate: bool,
-    /// Rechunk only this array of a group (repeatable).
-    #[arg(long = "array")]
-    arrays: Vec<String>,
-    /// The target's Zarr format (default: the source's).
-    #[arg(long)]
-    format: Option<String>,
-    /// Write a task-stream profile (Chrome trace JSON, open in ui.perfetto.dev).
-    #[arg(long)]
-    profile: Option<PathBuf>,
+    /// Partitioned writes of the examples' pipelines (xpartition's flow): `init` once, then
+    /// `write` in every rank (a SLURM array task, an MPI rank), each writing only its own
+    /// chunks; `single` writes the whole dataset from one process.
+    Partition(partition::PartitionArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result: Result<(), Box<dyn std::error::Error>> = match cli.command {
         Command::Demo {
             threads,
             out,
@@ -143,7 +98,8 @@ fn main() -> ExitCode {
             ),
             out,
             sleep_ms,
-        }),
+        })
+        .map_err(Into::into),
         Command::Plan {
             shape,
             source_chunks,
@@ -160,40 +116,23 @@ fn main() -> ExitCode {
             max_mem,
             min_mem,
             json,
-        }),
-        Command::Info { store, json } => info::run(&info::InfoArgs { store, json }),
+        })
+        .map_err(Into::into),
+        Command::Info { store, json } => {
+            info::run(&info::InfoArgs { store, json }).map_err(Into::into)
+        }
         Command::Verify(args) => match verify::run(&args) {
             Ok(code) => return code,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         },
-        Command::Rechunk(r) => rechunk::run(&rechunk::RechunkArgs {
-            source: r.source,
-            target: r.target,
-            chunks: r.chunks,
-            max_mem: r.max_mem,
-            min_mem: r.min_mem,
-            temp: r.temp,
-            threads: r.threads.map_or_else(
-                || std::thread::available_parallelism().map_or(1, |n| n.get()),
-                |n| n.get(),
-            ),
-            sequential: r.executor == "sequential",
-            overwrite: r.overwrite,
-            resume: r.resume,
-            dry_run: r.dry_run,
-            json: r.json,
-            graph: r.graph,
-            keep_intermediate: r.keep_intermediate,
-            arrays: r.arrays,
-            format: r.format,
-            profile: r.profile,
-        }),
+        Command::Rechunk(args) => rechunk::run(&args),
+        Command::Partition(args) => partition::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            let mut source = std::error::Error::source(&e);
+            let mut source = e.source();
             while let Some(s) = source {
                 eprintln!("  caused by: {s}");
                 source = s.source();
