@@ -5,11 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-// Chunk buffers are large and short-lived; glibc's malloc gives them back to the kernel and
-// faults every new one in again (bench/RESULTS.md, arrays, measures both allocators).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod demo;
 mod info;
 mod partition;
