@@ -215,6 +215,11 @@ pub(crate) fn task_regions(shape: &[u64], grid: &[u64], write: &[u64]) -> Vec<Ve
             bounds.windows(2).map(|p| p[0]..p[1]).collect()
         })
         .collect();
+    cartesian(per_axis)
+}
+
+/// Every box made of one range per axis, in C order (the last axis varies fastest).
+pub(crate) fn cartesian(per_axis: Vec<Vec<Range<u64>>>) -> Vec<Vec<Range<u64>>> {
     let mut out: Vec<Vec<Range<u64>>> = vec![Vec::new()];
     for ranges in per_axis {
         out = out

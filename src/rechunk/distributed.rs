@@ -985,20 +985,7 @@ fn boxes(region: &[Range<u64>], step: &[u64]) -> Vec<Vec<Range<u64>>> {
             out
         })
         .collect();
-    let mut out: Vec<Vec<Range<u64>>> = vec![Vec::new()];
-    for ranges in per_axis {
-        out = out
-            .into_iter()
-            .flat_map(|prefix| {
-                ranges.iter().map(move |r| {
-                    let mut v = prefix.clone();
-                    v.push(r.clone());
-                    v
-                })
-            })
-            .collect();
-    }
-    out
+    super::copy::cartesian(per_axis)
 }
 
 /// The number of `write`-shaped chunks `region` touches.
