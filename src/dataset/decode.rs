@@ -331,18 +331,21 @@ fn apply<T: Element + ToPrimitive>(a: &Array<T>, plan: &Plan) -> AnyArray {
     match plan.output {
         Output::F32 => {
             let fills: Vec<f32> = p.fills.iter().map(|f| f.float as f32).collect();
-            AnyArray::F32(try_map(a, "cf-mask", token, move |x: T| {
+            AnyArray::F32(try_map(a, "cf-mask", &token.to_le_bytes(), move |x: T| {
                 let v = x.to_f32().unwrap_or(f32::NAN);
                 Ok(if fills.contains(&v) { f32::NAN } else { v })
             }))
         }
-        Output::F64 => AnyArray::F64(try_map(a, "cf-decode", token, move |x: T| {
-            Ok(unpack(&p, x))
-        })),
+        Output::F64 => AnyArray::F64(try_map(
+            a,
+            "cf-decode",
+            &token.to_le_bytes(),
+            move |x: T| Ok(unpack(&p, x)),
+        )),
         Output::Time(units) => {
             let integer = !matches!(T::DTYPE, DType::F32 | DType::F64);
             let packed = p.scale.is_some() || p.offset.is_some();
-            AnyArray::Datetime(try_map(a, "cf-time", token, move |x: T| {
+            AnyArray::Datetime(try_map(a, "cf-time", &token.to_le_bytes(), move |x: T| {
                 if integer && !packed {
                     let Some(v) = x.to_i128() else {
                         return Err(format!("time value {x:?} does not fit an integer"));
@@ -403,7 +406,9 @@ fn out_of_range<T: std::fmt::Debug>(p: &Plan, x: &T) -> String {
 }
 
 /// An element-wise map whose function may fail (the chunk's task then fails with the message).
-fn try_map<T, U, F>(a: &Array<T>, op: &str, token: u64, f: F) -> Array<U>
+/// The key hashes the operation, the input's name, `token` (what else decides the function,
+/// e.g. its CF parameters) and the output type, so it is deterministic. Encoding uses it too.
+pub(super) fn try_map<T, U, F>(a: &Array<T>, op: &str, token: &[u8], f: F) -> Array<U>
 where
     T: Element,
     U: Element,
@@ -413,7 +418,8 @@ where
     let mut h = TokenHasher::new();
     h.tag(op);
     h.write(a.name().as_bytes());
-    h.write(&token.to_le_bytes());
+    h.write(token);
+    h.write(U::DTYPE.name().as_bytes());
     let name = key_name(op, h.finish());
     Array::from_block_tasks(
         name,

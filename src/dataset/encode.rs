@@ -28,19 +28,15 @@
 //!
 //! Must not: touch a store (the result is lazy data plus metadata for the writer).
 
-use std::sync::Arc;
-
-use ndarray::ArrayD;
 use num_traits::ToPrimitive;
 use serde_json::{Map, Value};
 
 use super::any_array::AnyArray;
+use super::decode::try_map;
 use super::error::{DatasetError, DatasetResult};
 use super::time::{NAT, TimeUnits, civil_from_days, is_standard_calendar};
 use super::variable::{Encoding, Variable};
 use crate::array::{Array, DType, Element};
-use crate::graph::token::{TokenHasher, key_name};
-use crate::graph::{Task, value};
 use crate::store::{FillValue, ZarrFormat};
 
 /// A variable as it goes to disk.
@@ -459,9 +455,12 @@ fn encode_times(ns: &Array<i64>, target: DType, plan: TimePlan) -> AnyArray {
     macro_rules! to {
         ($t:ty, $v:ident) => {{
             let p = plan.clone();
-            AnyArray::$v(try_map(ns, "cf-encode-time", &plan, move |t: i64| {
-                time_value::<$t>(&p, t)
-            }))
+            AnyArray::$v(try_map(
+                ns,
+                "cf-encode-time",
+                format!("{plan:?}").as_bytes(),
+                move |t: i64| time_value::<$t>(&p, t),
+            ))
         }};
     }
     match target {
@@ -573,7 +572,12 @@ where
     U: Element + num_traits::NumCast,
 {
     let p = plan.clone();
-    try_map(a, "cf-encode", plan, move |x: T| number::<T, U>(&p, x))
+    try_map(
+        a,
+        "cf-encode",
+        format!("{plan:?}").as_bytes(),
+        move |x: T| number::<T, U>(&p, x),
+    )
 }
 
 fn number<T: Element + ToPrimitive, U: Element + num_traits::NumCast>(
@@ -635,42 +639,6 @@ fn cast_fill<U: Element + num_traits::NumCast>(f: FillValue, variable: &str) -> 
             U::DTYPE
         )
     })
-}
-
-/// An element-wise map whose function may fail (the chunk's task then fails with the message).
-/// The key hashes the operation, the input's name and the plan, so it is deterministic.
-fn try_map<T, U, P, F>(a: &Array<T>, op: &str, plan: &P, f: F) -> Array<U>
-where
-    T: Element,
-    U: Element,
-    P: std::fmt::Debug,
-    F: Fn(T) -> Result<U, String> + Send + Sync + 'static,
-{
-    let f = Arc::new(f);
-    let mut h = TokenHasher::new();
-    h.tag(op);
-    h.write(a.name().as_bytes());
-    h.write(format!("{plan:?}").as_bytes());
-    h.write(U::DTYPE.name().as_bytes());
-    let name = key_name(op, h.finish());
-    Array::from_block_tasks(
-        name,
-        a.chunks().clone(),
-        vec![a.layer().clone()],
-        |idx, key| {
-            let f = f.clone();
-            Task::call(key, [a.block_key(idx)], move |inputs| {
-                let block = inputs[0]
-                    .downcast_ref::<ArrayD<T>>()
-                    .ok_or_else(|| format!("input is not an array of {}", T::DTYPE))?;
-                let mut out = Vec::with_capacity(block.len());
-                for &x in block.iter() {
-                    out.push(f(x)?);
-                }
-                Ok(value(ArrayD::from_shape_vec(block.raw_dim(), out)?))
-            })
-        },
-    )
 }
 
 #[cfg(test)]
