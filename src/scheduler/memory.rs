@@ -7,10 +7,12 @@
 //! once if nothing needs it). A task that does not fit is *deferred*; deferred tasks are
 //! re-admitted in priority order as memory comes back.
 //!
-//! Progress is guaranteed: when nothing is running, the best deferred task is admitted even if
-//! it alone exceeds the budget (a single task larger than the budget runs alone rather than
-//! never). The deferring worker re-checks after deferring, so a release that raced with the
-//! deferral cannot strand a task.
+//! Progress is guaranteed: when nothing is running and no other task is queued (the caller
+//! says so: `stalled`), the best deferred task is admitted even if it does not fit (a single
+//! task larger than the budget runs alone rather than never, and held results whose consumers
+//! need memory cannot block the run). While other tasks are queued the budget holds: they may
+//! be the consumers that release memory. The deferring worker re-checks after deferring, so a
+//! release that raced with the deferral cannot strand a task.
 //!
 //! [`TaskMeta`]: crate::graph::TaskMeta
 
@@ -46,11 +48,12 @@ impl Budget {
         m.nbytes + m.working_bytes
     }
 
-    /// Reserves `cost` bytes if they fit, or if nothing is running.
-    pub(crate) fn try_admit(&self, cost: u64) -> bool {
+    /// Reserves `cost` bytes if they fit, or if nothing is running and the caller sees no
+    /// other queued task (`stalled`).
+    pub(crate) fn try_admit(&self, cost: u64, stalled: bool) -> bool {
         let mut current = self.in_use.load(Ordering::SeqCst);
         loop {
-            let idle = self.running.load(Ordering::SeqCst) == 0;
+            let idle = stalled && self.running.load(Ordering::SeqCst) == 0;
             if current.saturating_add(cost) > self.limit && !idle {
                 return false;
             }
@@ -87,14 +90,14 @@ impl Budget {
     }
 
     /// Deferred tasks that may fit now, best priority first: as many as fit in what is left,
-    /// and at least one when nothing is running.
-    pub(crate) fn readmissible(&self, g: &TaskGraph) -> Vec<TaskId> {
+    /// and at least one when nothing is running and no other task is queued (`stalled`).
+    pub(crate) fn readmissible(&self, g: &TaskGraph, stalled: bool) -> Vec<TaskId> {
         let mut deferred = self.deferred.lock();
         let mut out = Vec::new();
         let mut free = self
             .limit
             .saturating_sub(self.in_use.load(Ordering::SeqCst));
-        let idle = self.running.load(Ordering::SeqCst) == 0;
+        let idle = stalled && self.running.load(Ordering::SeqCst) == 0;
         while let Some(&Reverse((_, id))) = deferred.peek() {
             let cost = Self::cost(g, id);
             if cost <= free || (idle && out.is_empty()) {
@@ -122,15 +125,26 @@ mod tests {
     #[test]
     fn admits_within_limit_and_always_when_idle() {
         let b = Budget::new(100);
-        assert!(b.try_admit(60));
-        assert!(!b.try_admit(60), "over the limit while another task runs");
-        assert!(b.try_admit(40));
+        assert!(b.try_admit(60, true));
+        assert!(
+            !b.try_admit(60, true),
+            "over the limit while another task runs"
+        );
+        assert!(b.try_admit(40, true));
         b.finish(60);
         b.finish(40);
         assert_eq!(b.in_use(), 0);
         assert!(
-            b.try_admit(1000),
+            b.try_admit(1000, true),
             "a lone task larger than the budget still runs"
         );
+        b.finish(1000);
+        assert!(b.try_admit(20, true));
+        b.finish(0); // a result of 20 bytes is still held
+        assert!(
+            !b.try_admit(90, false),
+            "over the limit while other tasks are queued (they may release memory)"
+        );
+        assert!(b.try_admit(90, true), "nothing queued or running: progress");
     }
 }

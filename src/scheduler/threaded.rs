@@ -324,7 +324,9 @@ impl<'g> Run<'g> {
     fn admit_and_run(&self, id: TaskId, me: usize, local: Option<&Worker<TaskId>>) {
         match &self.budget {
             None => self.run_task(id, me, local),
-            Some(b) if b.try_admit(Budget::cost(self.graph, id)) => self.run_task(id, me, local),
+            Some(b) if b.try_admit(Budget::cost(self.graph, id), !self.has_queued_work()) => {
+                self.run_task(id, me, local)
+            }
             Some(b) => {
                 b.defer(self.graph.priority(id), id);
                 self.readmit();
@@ -429,11 +431,6 @@ impl<'g> Run<'g> {
         } else {
             drop(value);
         }
-        if let Some(b) = &self.budget {
-            let meta = g.meta(id);
-            b.finish(freed + meta.working_bytes + if kept { 0 } else { meta.nbytes });
-            self.readmit();
-        }
         let mut ready: SmallVec<[TaskId; 8]> = SmallVec::new();
         for &d in dependents {
             if self.waiting[d as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -451,6 +448,14 @@ impl<'g> Run<'g> {
                 self.sleep.wake_one();
             }
         }
+        // The budget learns the task finished only once the dependents it made ready are
+        // queued, so a worker never sees "nothing running, nothing queued" in between and
+        // admits an over-budget task while those dependents could release memory.
+        if let Some(b) = &self.budget {
+            let meta = g.meta(id);
+            b.finish(freed + meta.working_bytes + if kept { 0 } else { meta.nbytes });
+            self.readmit();
+        }
         if self.unfinished.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.stop_all();
         }
@@ -459,7 +464,7 @@ impl<'g> Run<'g> {
     /// Moves deferred tasks that fit the budget again back to the injector.
     fn readmit(&self) {
         let Some(b) = &self.budget else { return };
-        for id in b.readmissible(self.graph) {
+        for id in b.readmissible(self.graph, !self.has_queued_work()) {
             self.schedule(id, None);
         }
     }
@@ -483,5 +488,10 @@ impl<'g> Run<'g> {
 
     fn has_visible_work(&self) -> bool {
         !self.injector.is_empty() || self.stealers.iter().any(|s| !s.is_empty())
+    }
+
+    /// Whether any task waits in a queue: the workers' or the I/O threads'.
+    fn has_queued_work(&self) -> bool {
+        self.has_visible_work() || self.io.as_ref().is_some_and(|(q, _)| !q.is_empty())
     }
 }
