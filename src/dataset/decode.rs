@@ -488,8 +488,9 @@ fn v3_fill(v: &Value, dtype: DType) -> Result<FillValue, String> {
     plain_fill(v, dtype)
 }
 
-/// A fill value as an attribute: a JSON number, or Zarr's `"NaN"`/`"Infinity"` strings.
-fn fill_json(fill: FillValue) -> Value {
+/// A fill value as an attribute: a JSON number, or Zarr's `"NaN"`/`"Infinity"` strings (also
+/// what encoding writes as `missing_value` and v3 integer `_FillValue`s).
+pub(super) fn fill_json(fill: FillValue) -> Value {
     match fill {
         FillValue::Null => Value::Null,
         FillValue::Zero => Value::from(0),

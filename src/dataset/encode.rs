@@ -32,7 +32,7 @@ use num_traits::ToPrimitive;
 use serde_json::{Map, Value};
 
 use super::any_array::AnyArray;
-use super::decode::try_map;
+use super::decode::{fill_json, try_map};
 use super::error::{DatasetError, DatasetResult};
 use super::time::{NAT, TimeUnits, civil_from_days, is_standard_calendar};
 use super::variable::{Encoding, Variable};
@@ -233,7 +233,7 @@ pub(crate) fn encode_variable(
         let missing = missing
             .resolve(target)
             .map_err(|e| bad(format!("missing_value: {e}")))?;
-        attrs.insert("missing_value".into(), plain_json(missing));
+        attrs.insert("missing_value".into(), fill_json(missing));
     }
     let fill_value = match format {
         ZarrFormat::V2 => cf_fill.unwrap_or(FillValue::Null),
@@ -293,23 +293,6 @@ fn fill_from_json(v: &Value, dtype: DType, format: ZarrFormat) -> Result<FillVal
     fill.resolve(dtype)
 }
 
-/// A fill value as a plain JSON number (`missing_value`, v3 integer `_FillValue`).
-fn plain_json(fill: FillValue) -> Value {
-    match fill {
-        FillValue::Null => Value::Null,
-        FillValue::Zero => Value::from(0),
-        FillValue::NaN => Value::from("NaN"),
-        FillValue::Bool(b) => Value::from(b),
-        FillValue::Int(i) => Value::from(i),
-        FillValue::UInt(u) => Value::from(u),
-        FillValue::Float(x) if x.is_nan() => Value::from("NaN"),
-        FillValue::Float(x) if x.is_infinite() => {
-            Value::from(if x > 0.0 { "Infinity" } else { "-Infinity" })
-        }
-        FillValue::Float(x) => Value::from(x),
-    }
-}
-
 /// xarray's v3 `_FillValue` attribute (`FillValueCoder.encode`): base64 of the little-endian
 /// float64 for float types, a plain number for integers, a boolean for booleans.
 pub(crate) fn v3_fill_json(fill: FillValue, dtype: DType) -> Value {
@@ -318,7 +301,7 @@ pub(crate) fn v3_fill_json(fill: FillValue, dtype: DType) -> Value {
     } else if dtype == DType::Bool {
         Value::from(fill.as_f64() != 0.0)
     } else {
-        plain_json(fill)
+        fill_json(fill)
     }
 }
 

@@ -530,6 +530,24 @@ impl ChunkBuffers {
     }
 }
 
+/// Decoded bytes of a fixed-size data type, checked to be `expected` bytes long.
+fn fixed_bytes(
+    bytes: ArrayBytes<'static>,
+    expected: u64,
+) -> Result<ArrayBytesRaw<'static>, ArrayError> {
+    let bytes = bytes
+        .into_fixed()
+        .map_err(|e| ArrayError::Other(e.to_string()))?;
+    if bytes.len() as u64 == expected {
+        Ok(bytes)
+    } else {
+        Err(ArrayError::Other(format!(
+            "decoded {} bytes, expected {expected}",
+            bytes.len()
+        )))
+    }
+}
+
 /// The Rust primitives behind the dtypes, as zarrs decodes and encodes them.
 trait Native: Copy + Default + Send + Sync + ElementOwned + 'static {
     /// Fills `dst` from `src`, native-endian bytes (`size_of::<Self>()` per element).
@@ -1125,21 +1143,7 @@ impl ZarrArray {
         let result = self
             .array
             .retrieve_array_subset_opt::<ArrayBytes<'static>>(&subset, codec_options())
-            .and_then(|bytes| {
-                bytes
-                    .into_fixed()
-                    .map_err(|e| ArrayError::Other(e.to_string()))
-            })
-            .and_then(|bytes| {
-                if bytes.len() as u64 == expected {
-                    Ok(bytes)
-                } else {
-                    Err(ArrayError::Other(format!(
-                        "decoded {} bytes, expected {expected}",
-                        bytes.len()
-                    )))
-                }
-            });
+            .and_then(|bytes| fixed_bytes(bytes, expected));
         result.map_err(|e| {
             self.array_error(
                 format!("reading {} of array {:?}", fmt_region(part), self.path),
@@ -1167,21 +1171,7 @@ impl ZarrArray {
             part.iter().map(|r| r.end - r.start).product::<u64>() * self.dtype.itemsize() as u64;
         self.array
             .retrieve_chunk_subset_opt::<ArrayBytes<'static>>(index, &within, codec_options())
-            .and_then(|bytes| {
-                bytes
-                    .into_fixed()
-                    .map_err(|e| ArrayError::Other(e.to_string()))
-            })
-            .and_then(|bytes| {
-                if bytes.len() as u64 == expected {
-                    Ok(bytes)
-                } else {
-                    Err(ArrayError::Other(format!(
-                        "decoded {} bytes, expected {expected}",
-                        bytes.len()
-                    )))
-                }
-            })
+            .and_then(|bytes| fixed_bytes(bytes, expected))
             .map_err(|e| {
                 self.array_error(
                     format!("reading {} of array {:?}", fmt_region(part), self.path),
