@@ -6,6 +6,12 @@
 //!   after fusion;
 //! - `ooc-sum` (with `--ooc`): the sum of a 64 GiB virtual random array in 64 MiB chunks.
 //!
+//! Reductions over random arrays pull each block straight from the generator through the
+//! cache (block streams, `src/array/stream.rs`), so the blocks are never materialised. With
+//! `--materialize` every random array first goes through an opaque `map_blocks` (as data read
+//! from storage would), which forces whole blocks in memory; those lines carry the workload
+//! name with `+blocks` appended.
+//!
 //! Peak RSS is reset between workloads (`/proc/self/clear_refs`), so each line is its own peak
 //! (but the allocator keeps freed memory mapped for reuse, so run one workload per process,
 //! `--only NAME`, as `bench/compare/array.sh` does, for a clean peak). The binary uses mimalloc
@@ -13,6 +19,7 @@
 //!
 //! ```text
 //! cargo run --release --example array_bench [-- --threads N] [--size 20000] [--ooc] [--only NAME]
+//!     [--materialize]
 //! ```
 
 use std::time::Instant;
@@ -24,7 +31,7 @@ use std::time::Instant;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use chunkflow::array::random;
+use chunkflow::array::{Array, random};
 use chunkflow::graph::FreezeOptions;
 use chunkflow::prelude::*;
 
@@ -49,9 +56,24 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
         .and_then(|s| s.parse().ok())
 }
 
+/// `x` as it is, or (with `--materialize`) behind an opaque `map_blocks` that forces its blocks
+/// to be computed whole.
+fn source(x: Array<f64>, materialize: bool) -> Array<f64> {
+    if materialize {
+        x.map_blocks(|block, _| block)
+    } else {
+        x
+    }
+}
+
 fn report(name: &str, threads: usize, start: Instant, extra: serde_json::Value) {
+    let suffix = if std::env::args().any(|a| a == "--materialize") {
+        "+blocks"
+    } else {
+        ""
+    };
     let mut line = serde_json::json!({
-        "workload": name,
+        "workload": format!("{name}{suffix}"),
         "threads": threads,
         "wall_s": (start.elapsed().as_secs_f64() * 1e3).round() / 1e3,
         "peak_rss_mb": peak_rss_bytes() / (1 << 20),
@@ -72,11 +94,12 @@ fn main() -> Result<()> {
     let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let options = ComputeOptions::default().threads(threads);
     let chunk_mb = (c * c * 8) as f64 / (1 << 20) as f64;
+    let blocks = args.iter().any(|a| a == "--materialize");
 
     if run("sum") {
         reset_peak_rss();
         let t = Instant::now();
-        let x = random::random(&[n, n], [c, c], 0)?;
+        let x = source(random::random(&[n, n], [c, c], 0)?, blocks);
         let s = x.sum_all().compute_with(&options)?;
         report(
             "sum",
@@ -88,7 +111,7 @@ fn main() -> Result<()> {
     if run("mean") {
         reset_peak_rss();
         let t = Instant::now();
-        let x = random::random(&[n, n], [c, c], 0)?;
+        let x = source(random::random(&[n, n], [c, c], 0)?, blocks);
         let m = x.mean_all().compute_with(&options)?;
         report(
             "mean",
@@ -100,7 +123,7 @@ fn main() -> Result<()> {
     if run("xxt-mean0") {
         reset_peak_rss();
         let t = Instant::now();
-        let x = random::random(&[n, n], [c, c], 0)?;
+        let x = source(random::random(&[n, n], [c, c], 0)?, blocks);
         let y = (&x + &x.t()).mean(&[0])?;
         let v = y.compute_with(&options)?;
         report(
@@ -113,7 +136,7 @@ fn main() -> Result<()> {
     if run("fused5") {
         reset_peak_rss();
         let t = Instant::now();
-        let x = random::random(&[4000, 4000], [200, 200], 1)?;
+        let x = source(random::random(&[4000, 4000], [200, 200], 1)?, blocks);
         let y = (((&x + 1.0) * 2.0).sqrt() - 0.5) / 3.0;
         let built = y.graph(FreezeOptions { fuse: false })?.len();
         let fused = y.graph(FreezeOptions::default())?.len();
@@ -129,7 +152,10 @@ fn main() -> Result<()> {
         reset_peak_rss();
         let t = Instant::now();
         // 2^16 × 2^17 float64 = 64 GiB; chunks 4096 × 2048 = 64 MiB.
-        let x = random::random(&[1 << 16, 1 << 17], [4096, 2048], 2)?;
+        let x = source(
+            random::random(&[1 << 16, 1 << 17], [4096, 2048], 2)?,
+            blocks,
+        );
         let s = x.sum_all().compute_with(&options)?;
         report(
             "ooc-sum",

@@ -3,7 +3,7 @@
 # measured in the same session, printed as a markdown table with the speed-up dask/chunkflow.
 #
 #   bash bench/compare/array.sh [--ooc] [--threads N] [--size N] [--only NAME]... [--repeat N]
-#                              [--dask-rng default_rng|legacy]
+#                              [--dask-rng default_rng|legacy] [--materialize]
 #
 # Creates or reuses a venv at target/py/dask-venv with pinned dask (+ numpy), writes the raw
 # JSON lines to target/bench/array-{chunkflow,dask,env}.jsonl and prints the table.
@@ -15,6 +15,9 @@
 # --dask-rng legacy writes dask's side with the legacy RandomState API
 # (da.random.RandomState(seed).random_sample, what da.random.random calls) instead of the
 # recommended da.random.default_rng(seed).random (PCG64, faster).
+# --materialize also runs every chunkflow workload with its random array behind an opaque
+# map_blocks (rows `NAME+blocks`): whole blocks are then computed and held, as data read from
+# storage would be, instead of being streamed from the generator into the reduction.
 # Run from the repository root.
 set -euo pipefail
 
@@ -29,6 +32,7 @@ cf_args=()
 dk_args=()
 only=()
 repeat=3
+variants=("")
 while [ $# -gt 0 ]; do
   case "$1" in
     --ooc) cf_args+=(--ooc); dk_args+=(--ooc) ;;
@@ -37,7 +41,8 @@ while [ $# -gt 0 ]; do
     --only) only+=("$2"); shift ;;
     --repeat) repeat="$2"; shift ;;
     --dask-rng) dk_args+=(--rng "$2"); shift ;;
-    *) echo "usage: bash bench/compare/array.sh [--ooc] [--threads N] [--size N] [--only NAME]... [--repeat N] [--dask-rng default_rng|legacy]" >&2; exit 2 ;;
+    --materialize) variants+=(--materialize) ;;
+    *) echo "usage: bash bench/compare/array.sh [--ooc] [--threads N] [--size N] [--only NAME]... [--repeat N] [--dask-rng default_rng|legacy] [--materialize]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -82,8 +87,9 @@ fi
 dk_only=()
 for name in "${only[@]}"; do dk_only+=(--only "$name"); done
 for rep in $(seq 1 "$repeat"); do
-  echo "== chunkflow (threads=$threads), run $rep/$repeat" >&2
-  python3 - "$threads" "$size" "${only[@]}" -- "${cf_args[@]}" <<'PY' | tee -a "$OUT/array-chunkflow.jsonl" >&2
+  for variant in "${variants[@]}"; do
+  echo "== chunkflow (threads=$threads) $variant, run $rep/$repeat" >&2
+  python3 - "$threads" "$size" "${only[@]}" -- "${cf_args[@]}" $variant <<'PY' | tee -a "$OUT/array-chunkflow.jsonl" >&2
 import json, resource, subprocess, sys
 threads, size, *rest = sys.argv[1:]
 sep = rest.index("--")
@@ -103,6 +109,7 @@ for name in names:
                        minflt=r1.ru_minflt - r0.ru_minflt)
             print(json.dumps(row), flush=True)
 PY
+  done
   echo "== dask $dask_version (threads=$threads), run $rep/$repeat" >&2
   "$VENV/bin/python" bench/compare/array_dask.py --threads "$threads" --size "$size" \
     "${dk_args[@]}" "${dk_only[@]}" | tee -a "$OUT/array-dask.jsonl" >&2
@@ -158,7 +165,8 @@ def runs(rows):
     return out
 
 cf_runs, dk_runs = runs(cf), runs(dk)
-names = sorted(set(cf_runs) | set(dk_runs), key=lambda w: (order.index(w) if w in order else 9, w))
+base_of = lambda w: w.split("+")[0]
+names = sorted(set(cf_runs) | set(dk_runs), key=lambda w: (order.index(base_of(w)) if base_of(w) in order else 9, w))
 threads = env["threads"]
 
 def med(rs, field):
@@ -185,7 +193,7 @@ print("| workload | chunkflow wall s | dask wall s | speed-up (dask/chunkflow) "
       "| chunkflow CPU s (user + sys) | dask CPU s (user + sys) | CPU ratio |")
 print("|---|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|")
 for w in names:
-    c, d = cf_runs.get(w), dk_runs.get(w)
+    c, d = cf_runs.get(w), dk_runs.get(base_of(w))
     cw, dw = med(c, "wall_s"), med(d, "wall_s")
     cr, dr = med(c, "peak_rss_mb"), med(d, "peak_rss_mb")
     cmb = chunk_mb(c) or chunk_mb(d)
@@ -195,7 +203,7 @@ for w in names:
         checks.append("≥ 5×: " + ("yes" if dw >= 5 * cw else "no"))
     if cr is not None and cmb:
         checks.append(f"RSS {cr / (threads * cmb):.1f} × threads·chunk")
-    if w == "ooc-sum" and cr is not None:
+    if base_of(w) == "ooc-sum" and cr is not None:
         checks.append("< 1 GiB: " + ("yes" if cr < 1024 else "no"))
     fmt = lambda v, f: "—" if v is None else format(v, f)
     sp = f"{dw / cw:.1f}×" if cw and dw else "—"

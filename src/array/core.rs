@@ -19,6 +19,7 @@ use ndarray::{ArrayD, IxDyn, SliceInfoElem};
 
 use super::chunks::{ChunkSpec, Chunks};
 use super::dtype::{DType, Element, Float, Number};
+use super::stream::{self, Streams};
 use crate::collection::{Collection, ComputeOptions, VisualizeOptions};
 use crate::delayed::Delayed;
 use crate::error::{BoxError, Error, Result};
@@ -43,7 +44,42 @@ pub struct Array<T> {
     /// source's blocks through permuted strides instead of running the transpose tasks, which
     /// would copy a block that something else also reads.
     view: Option<Arc<TransposeOf>>,
+    /// Streams of this array's blocks (for a transpose: of its source's blocks), when its values
+    /// are cheaper to compute again than to keep: reductions then pull blocks through the cache
+    /// instead of running this array's tasks (see `stream.rs`).
+    streams: Option<Streams<T>>,
+    /// Set when this array is `a + b` or `a - b` of floating-point arrays of one shape and
+    /// chunking: a sum or mean over it reduces each term in its own memory order and adds the
+    /// results, so the element-wise tasks never run (see [`Term`]).
+    sum_of: Option<Arc<[Term<T>; 2]>>,
     _type: PhantomData<fn() -> T>,
+}
+
+/// One operand of an array that is a sum or difference (see `Array::sum_of`): where its blocks
+/// come from and how to read them.
+pub(crate) struct Term<T> {
+    /// The layer name of the blocks read (for a transpose: its source's).
+    pub(crate) name: Arc<str>,
+    /// The layer that produces them.
+    pub(crate) layer: Arc<Layer>,
+    /// For a transpose: axis `k` of the operand is axis `perm[k]` of the blocks read.
+    pub(crate) perm: Option<Arc<[usize]>>,
+    /// The blocks' streams, if they have them.
+    pub(crate) streams: Option<Streams<T>>,
+    /// Whether the operand is subtracted.
+    pub(crate) negate: bool,
+}
+
+impl<T> Clone for Term<T> {
+    fn clone(&self) -> Self {
+        Term {
+            name: self.name.clone(),
+            layer: self.layer.clone(),
+            perm: self.perm.clone(),
+            streams: self.streams.clone(),
+            negate: self.negate,
+        }
+    }
 }
 
 /// The array a transpose reads: block `i` of the transpose is block `j` of the source with
@@ -64,6 +100,8 @@ impl<T> Clone for Array<T> {
             chunks: self.chunks.clone(),
             layer: self.layer.clone(),
             view: self.view.clone(),
+            streams: self.streams.clone(),
+            sum_of: self.sum_of.clone(),
             _type: PhantomData,
         }
     }
@@ -105,6 +143,8 @@ impl<T: Element> Array<T> {
             chunks: Arc::new(chunks),
             layer,
             view: None,
+            streams: None,
+            sum_of: None,
             _type: PhantomData,
         }
     }
@@ -116,6 +156,8 @@ impl<T: Element> Array<T> {
             chunks: Arc::new(chunks),
             layer,
             view: None,
+            streams: None,
+            sum_of: None,
             _type: PhantomData,
         }
     }
@@ -136,7 +178,52 @@ impl<T: Element> Array<T> {
             },
         };
         self.view = Some(Arc::new(view));
+        self.streams = source.streams.clone();
         self
+    }
+
+    /// Gives the array block streams (see `stream.rs`); its tasks must compute the
+    /// same values.
+    pub(crate) fn with_streams(mut self, streams: Streams<T>) -> Self {
+        self.streams = Some(streams);
+        self
+    }
+
+    /// The array's block streams, unless it is a transpose (whose streams are its source's).
+    pub(crate) fn own_streams(&self) -> Option<&Streams<T>> {
+        self.streams.as_ref().filter(|_| self.view.is_none())
+    }
+
+    /// Marks this array as `terms[0] ± terms[1]` (see `Array::sum_of`).
+    pub(crate) fn with_sum_of(mut self, terms: [Term<T>; 2]) -> Self {
+        self.sum_of = Some(Arc::new(terms));
+        self
+    }
+
+    /// The terms this array is the sum or difference of, if it is one.
+    pub(crate) fn sum_of(&self) -> Option<&[Term<T>; 2]> {
+        self.sum_of.as_deref()
+    }
+
+    /// This array as an operand of a sum: its blocks (a transpose's: its source's, read
+    /// through the permutation) and streams.
+    pub(crate) fn term(&self, negate: bool) -> Term<T> {
+        match &self.view {
+            Some(v) => Term {
+                name: v.name.clone(),
+                layer: v.layer.clone(),
+                perm: Some(v.perm.clone()),
+                streams: self.streams.clone(),
+                negate,
+            },
+            None => Term {
+                name: self.name.clone(),
+                layer: self.layer.clone(),
+                perm: None,
+                streams: self.streams.clone(),
+                negate,
+            },
+        }
     }
 
     /// What this array is a transpose of, if it is one.
@@ -243,6 +330,8 @@ impl<T: Element> Array<T> {
             chunks: self.chunks.clone(),
             layer: Arc::new(Layer::new(self.name.clone(), tasks, vec![])),
             view: None,
+            streams: None,
+            sum_of: None,
             _type: PhantomData,
         })
     }
@@ -352,7 +441,7 @@ impl<T: Element> Array<T> {
     {
         let f = Arc::new(f);
         let name = key_name(op, op_token(op, &[&self.name], &token));
-        Array::from_block_tasks(
+        let out = Array::from_block_tasks(
             name,
             (*self.chunks).clone(),
             vec![self.layer.clone()],
@@ -376,7 +465,14 @@ impl<T: Element> Array<T> {
                     Ok(value(shared.mapv(&*f)))
                 })
             },
-        )
+        );
+        match self.own_streams() {
+            Some(inner) => out.with_streams(Arc::new(stream::Map {
+                inner: inner.clone(),
+                f: move |x| f(x),
+            })),
+            None => out,
+        }
     }
 
     /// Converts every element to `U` (numpy's `astype`; float → int truncates like numpy;
@@ -779,15 +875,22 @@ fn block_seed(seed: u64, index: &[usize]) -> u64 {
 ///
 /// Each chunk has its own generator, seeded from the user's seed and the chunk's index, so a
 /// chunk's values depend on neither the executor nor the thread count nor the other chunks.
-/// The generator is xoshiro256++ in 8 interleaved streams (lane 0 is
+/// The generator is xoshiro256++ in 16 interleaved streams (lane 0 is
 /// `rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(chunk seed)`, lane `l` that stream jumped
 /// `l` × 2^128 steps ahead), which fills a chunk with SIMD code; uniform doubles carry 53 random
 /// bits like numpy's (`(x >> 11) · 2^-53`), normal samples come from `rand_distr`'s ziggurat.
 /// The streams differ from numpy's PCG64, so the same seed gives other numbers than dask.
+///
+/// A random array also has block streams (see `stream.rs`): a reduction over it, or over
+/// element-wise maths on it, draws each block's numbers slice by slice and reduces them while
+/// they are in the CPU's cache, without ever holding the block; the values are the same as
+/// those its block tasks compute.
 pub mod random {
     use super::*;
     use crate::array::rng::ChunkRng;
+    use crate::array::stream::{BlockStream, BlockStreams};
     use rand_distr::{Distribution, StandardNormal};
+    use std::mem::MaybeUninit;
 
     /// Uniform samples in `[0, 1)`.
     ///
@@ -798,8 +901,8 @@ pub mod random {
     /// assert!((m - 0.5).abs() < 0.05);
     /// ```
     pub fn random(shape: &[usize], chunks: impl Into<ChunkSpec>, seed: u64) -> Result<Array<f64>> {
-        generate(shape, chunks, seed, "random_sample", |rng, n| {
-            rng.uniform_vec(n)
+        generate(shape, chunks, seed, "random_sample", |rng, out| {
+            rng.fill_uniform(out)
         })
     }
 
@@ -845,45 +948,77 @@ pub mod random {
             chunks,
             crate::graph::token::token_of(&(seed, loc, scale)),
             "normal",
-            move |rng, n| {
-                (0..n)
-                    .map(|_| {
-                        let z: f64 = StandardNormal.sample(rng);
-                        loc + scale * z
-                    })
-                    .collect()
+            move |rng, out| {
+                for x in out {
+                    let z: f64 = StandardNormal.sample(rng);
+                    x.write(loc + scale * z);
+                }
             },
         )
     }
 
-    /// An array whose every chunk is `fill(generator of the chunk, number of elements)`, in C
-    /// order.
-    fn generate(
+    /// An array whose block `index` is `draw(generator of the block, buffer)` (which writes
+    /// every element of the buffer) called on
+    /// consecutive slices of the block in C order (the generator carries on from slice to
+    /// slice, so the slicing does not change the values). Its block tasks and its
+    /// streams (`stream.rs`) run the same code.
+    fn generate<F>(
         shape: &[usize],
         chunks: impl Into<ChunkSpec>,
         seed: u64,
         op: &str,
-        fill: impl Fn(&mut ChunkRng, usize) -> Vec<f64> + Send + Sync + Copy + 'static,
-    ) -> Result<Array<f64>> {
+        draw: F,
+    ) -> Result<Array<f64>>
+    where
+        F: Fn(&mut ChunkRng, &mut [MaybeUninit<f64>]) + Send + Sync + 'static,
+    {
         let chunks = normalize(chunks, shape, 8)?;
         let name = key_name(
             op,
             op_token(op, &[], &(seed, shape.to_vec(), chunks_token(&chunks))),
         );
-        Ok(Array::from_block_tasks(
-            name,
-            chunks.clone(),
-            vec![],
-            |idx, key| {
-                let shape = chunks.block_shape(idx);
-                let block_seed = block_seed(seed, idx);
-                Task::call(key, Vec::<Key>::new(), move |_| {
-                    let mut rng = ChunkRng::new(block_seed);
-                    let n: usize = shape.iter().product();
-                    let v = fill(&mut rng, n);
-                    Ok(value(ArrayD::from_shape_vec(IxDyn(&shape), v)?))
-                })
-            },
-        ))
+        let streams: Streams<f64> = Arc::new(Draws { seed, draw });
+        let array = Array::from_block_tasks(name, chunks.clone(), vec![], |idx, key| {
+            let shape = chunks.block_shape(idx);
+            let (streams, idx) = (streams.clone(), idx.to_vec());
+            Task::call(key, Vec::<Key>::new(), move |_| {
+                Ok(value(stream::materialize(&*streams, &idx, &shape)))
+            })
+        });
+        Ok(array.with_streams(streams))
+    }
+
+    /// The streams of a random array: block `index` draws from its own generator, seeded with
+    /// [`block_seed`].
+    struct Draws<F> {
+        seed: u64,
+        draw: F,
+    }
+
+    impl<F: Fn(&mut ChunkRng, &mut [MaybeUninit<f64>]) + Send + Sync> BlockStreams<f64> for Draws<F> {
+        fn open(&self, index: &[usize], _: &[usize]) -> Box<dyn BlockStream<f64> + '_> {
+            Box::new(DrawStream {
+                rng: ChunkRng::new(block_seed(self.seed, index)),
+                draw: &self.draw,
+            })
+        }
+    }
+
+    struct DrawStream<'a, F> {
+        rng: ChunkRng,
+        draw: &'a F,
+    }
+
+    impl<F: Fn(&mut ChunkRng, &mut [MaybeUninit<f64>])> BlockStream<f64> for DrawStream<'_, F> {
+        fn fill(&mut self, out: &mut [f64]) {
+            // SAFETY: `MaybeUninit<f64>` has `f64`'s layout, and `draw` only writes initialised
+            // values, so `out` stays initialised.
+            let out = unsafe { &mut *(out as *mut [f64] as *mut [MaybeUninit<f64>]) };
+            (self.draw)(&mut self.rng, out)
+        }
+
+        fn fill_uninit(&mut self, out: &mut [MaybeUninit<f64>]) {
+            (self.draw)(&mut self.rng, out)
+        }
     }
 }

@@ -11,6 +11,11 @@
 //! transpose task and copies no block; the kernels are generic over the operation, so each one
 //! is compiled (and vectorised) for its closure.
 //!
+//! Two facts about a result are recorded for the reductions (see `reduce.rs`): operands with
+//! block streams and one chunking give a result with streams of its own (`f` applied slice by
+//! slice), and `a ± b` of floating-point operands with one chunking remembers its two terms, so
+//! a sum or mean over it can reduce each term where it lies.
+//!
 //! Operators (`&a + &b`) panic, like ndarray's, when shapes cannot be broadcast; the `try_*`
 //! methods and [`where_`] return that as an error instead.
 
@@ -22,6 +27,7 @@ use ndarray::{ArrayD, IxDyn, Zip};
 use super::chunks::{Chunks, common_refinement};
 use super::core::{Array, TransposeOf, op_token};
 use super::dtype::{Element, Float, Number, is_nan};
+use super::stream;
 use crate::error::{BoxError, Error, Result};
 use crate::graph::token::{key_name, token_of};
 use crate::graph::{Inputs, Key, Layer, Task, Value, value};
@@ -389,12 +395,52 @@ impl<T: Element> Array<T> {
     where
         F: Fn(T, T) -> T + Send + Sync + Copy + 'static,
     {
-        elementwise(
+        let out = elementwise(
             op,
             token_of(op),
             &[self.operand(), other.operand()],
             move |i, p, s| binary_same(i, p, s, f),
+        )?;
+        // Operands with block streams and one chunking give the result streams of its own.
+        Ok(
+            match (
+                self.own_streams(),
+                other.own_streams(),
+                self.same_blocks(other),
+            ) {
+                (Some(a), Some(b), true) => out.with_streams(Arc::new(stream::Zip {
+                    a: a.clone(),
+                    b: b.clone(),
+                    f,
+                })),
+                _ => out,
+            },
         )
+    }
+
+    /// Whether block `i` of `self` and of `other` cover the same elements (same shape and
+    /// chunks: no broadcasting, no rechunking).
+    fn same_blocks(&self, other: &Array<T>) -> bool {
+        self.shape() == other.shape() && self.chunks() == other.chunks()
+    }
+
+    /// `self ± other`, recording the terms when a sum or mean over it can reduce them one by
+    /// one: floating-point operands of one chunking (integer sums wrap element by element in
+    /// numpy, so integers keep the element-wise result).
+    fn sum_or_difference(&self, other: &Array<T>, negate: bool) -> Result<Array<T>>
+    where
+        T: Number,
+    {
+        let out = if negate {
+            self.zip_with(other, "sub", |a, b| a - b)?
+        } else {
+            self.zip_with(other, "add", |a, b| a + b)?
+        };
+        Ok(if T::DTYPE.is_float() && self.same_blocks(other) {
+            out.with_sum_of([self.term(false), other.term(negate)])
+        } else {
+            out
+        })
     }
 
     /// Compares two arrays elementwise with `f`, giving booleans (`op` names it in keys).
@@ -486,11 +532,11 @@ impl<T: Element> Array<T> {
 impl<T: Number> Array<T> {
     /// `self + other`, or an error if the shapes do not broadcast.
     pub fn try_add(&self, other: &Array<T>) -> Result<Array<T>> {
-        self.zip_with(other, "add", |a, b| a + b)
+        self.sum_or_difference(other, false)
     }
     /// `self - other`, or an error if the shapes do not broadcast.
     pub fn try_sub(&self, other: &Array<T>) -> Result<Array<T>> {
-        self.zip_with(other, "sub", |a, b| a - b)
+        self.sum_or_difference(other, true)
     }
     /// `self * other`, or an error if the shapes do not broadcast.
     pub fn try_mul(&self, other: &Array<T>) -> Result<Array<T>> {

@@ -13,6 +13,7 @@ mod rechunk;
 mod reduce;
 mod rng;
 mod shape;
+mod stream;
 mod take;
 mod zarr;
 

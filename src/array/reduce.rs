@@ -14,6 +14,22 @@
 //!    is contiguous is read in place; a C-order block reduced over its leading axes (`axis=0`)
 //!    is added row by row when the reducer can (`Reducer::chunk_rows`); otherwise the block is
 //!    copied into lane order first.
+//!
+//!    Two inputs are reduced without running their own tasks (`fused_terms`):
+//!    - an input with **block streams** (random arrays, element-wise maps and same-chunked
+//!      combinations of them, and transposes of those; see `stream.rs`) is pulled from
+//!      its generator in slices of `STREAM_SLICE` elements along the read block's first axis,
+//!      each slice reduced while it is still in the CPU's cache (a slice across reduced
+//!      elements merges into the lanes' states, a slice across kept elements makes its own
+//!      lanes' states). The block is never materialised; the task is named after what it
+//!      fused (`"random_sample-sum-chunk"`).
+//!    - `a ± b` of floating-point arrays with one chunking under a plain `sum` or `mean` (not
+//!      the `nan*` forms: those skip an element of `a + b` when either term is NaN) reduces
+//!      `a` and `b` on their own and joins the lanes' states (`Reducer::join`). This is the
+//!      same sum of the same terms in another order, and each term is read in its own memory
+//!      order: in `(x + x.T).mean(axis=0)` the block of `x.T` is reduced along the rows of
+//!      `x`'s block, so nothing is transposed, added or copied. Integer sums are left alone
+//!      (numpy wraps `a + b` element by element).
 //! 2. **combine** (`"<op>-partial"`, `depth - 1` layers): each task merges a group of at most
 //!    `split_every` neighbouring partials per reduced axis, elementwise.
 //! 3. **aggregate** (`"<op>-aggregate"`): per output block, merges what is left along the
@@ -59,14 +75,16 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Arc;
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
 use num_traits::NumCast;
 
 use super::chunks::Chunks;
-use super::core::{Array, block_ref, op_token};
+use super::core::{Array, Term, block_ref, op_token};
 use super::dtype::{Element, Float, Number};
+use super::stream::BlockStreams;
 use crate::delayed::Delayed;
 use crate::error::{BoxError, Error, Result};
+use crate::graph::key_split;
 use crate::graph::token::{key_name, token_of};
 use crate::graph::{Inputs, Key, Layer, Task, take_value, value};
 
@@ -177,6 +195,19 @@ trait Reducer: Send + Sync + 'static {
 
     /// The state of the union of two sets of elements.
     fn merge(&self, a: Self::State, b: Self::State) -> Self::State;
+
+    /// Whether the reduction is a plain sum of the elements (`sum`, `mean`; not the NaN-skipping
+    /// forms), so that the states of `a ± b` follow from those of `a` and `b` ([`Reducer::join`]).
+    fn is_sum(&self) -> bool {
+        false
+    }
+
+    /// The state of the lane `a ± b` (element by element; `-` if `negate`) from the states of
+    /// the same lane of `a` and of `b`; `None` unless [`Reducer::is_sum`].
+    fn join(&self, a: Self::State, b: Self::State, negate: bool) -> Option<Self::State> {
+        let _ = (a, b, negate);
+        None
+    }
 
     /// The result of one lane (an error fails the aggregate task, naming it).
     fn finish(&self, s: Self::State) -> Result<Self::Out, BoxError>;
@@ -364,6 +395,18 @@ impl<T: Number> Reducer for Sum<T> {
         Total(a.0.wrapping_add(b.0), a.1 + b.1)
     }
 
+    fn is_sum(&self) -> bool {
+        !self.skip_nan
+    }
+
+    fn join(&self, a: Total, b: Total, negate: bool) -> Option<Total> {
+        Some(if negate {
+            Total(a.0.wrapping_sub(b.0), a.1 - b.1)
+        } else {
+            self.merge(a, b)
+        })
+    }
+
     fn finish(&self, s: Total) -> Result<T, BoxError> {
         if T::DTYPE.is_float() {
             T::from(s.1).ok_or_else(|| overflow("sum", T::DTYPE, s.1))
@@ -488,6 +531,16 @@ impl<T: MeanElement> Reducer for Mean<T> {
             n: a.n + b.n,
             sum: a.sum + b.sum,
         }
+    }
+
+    fn is_sum(&self) -> bool {
+        !self.skip_nan
+    }
+
+    fn join(&self, a: CountSum, b: CountSum, negate: bool) -> Option<CountSum> {
+        // One lane of `a ± b` has as many elements as the same lane of `a`.
+        let sum = if negate { a.sum - b.sum } else { a.sum + b.sum };
+        Some(CountSum { n: a.n, sum })
     }
 
     fn finish(&self, s: CountSum) -> Result<T::Mean, BoxError> {
@@ -911,6 +964,238 @@ struct ChunkGeometry {
     block_shape: Vec<usize>,
 }
 
+impl ChunkGeometry {
+    /// The geometry of the block covering `ranges` of the whole array.
+    fn new(ranges: &[Range<usize>], reduced: &[bool]) -> ChunkGeometry {
+        let ndim = ranges.len();
+        let kept: Vec<usize> = (0..ndim).filter(|&a| !reduced[a]).collect();
+        let red: Vec<usize> = (0..ndim).filter(|&a| reduced[a]).collect();
+        ChunkGeometry {
+            perm: kept.iter().chain(&red).copied().collect(),
+            kept_shape: kept.iter().map(|&a| ranges[a].len()).collect(),
+            dims: red.iter().map(|&a| ranges[a].len()).collect(),
+            starts: red.iter().map(|&a| ranges[a].start).collect(),
+            block_shape: ranges.iter().map(|r| r.len()).collect(),
+        }
+    }
+
+    /// The number of lanes (output elements) of the block.
+    fn lanes(&self) -> usize {
+        self.kept_shape.iter().product()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused chunk steps: reading operands' blocks, or their streams, instead of the input's blocks
+
+/// Elements per slice when a block is pulled from its stream: 128 KiB of `f64`, so the slice
+/// (and a second operand's) stays in the CPU's L2 cache between being made and being reduced.
+const STREAM_SLICE: usize = 16 * 1024;
+
+/// What the chunk step reduces instead of `x`'s blocks, if anything:
+/// - `x = a ± b` (floating point, one chunking) under a plain sum or mean: each term on its own,
+///   read in its own memory order (a transpose's block is reduced along its source's layout),
+///   and the lanes' states joined; the element-wise tasks never run;
+/// - `x` (or the source of a transpose `x`) has block streams: the blocks are pulled through
+///   the cache a slice at a time instead of being materialised.
+fn fused_terms<R: Reducer>(x: &Array<R::In>, r: &R) -> Option<Vec<Term<R::In>>> {
+    if r.is_sum()
+        && let Some(terms) = x.sum_of()
+    {
+        return Some(terms.to_vec());
+    }
+    let term = x.term(false);
+    term.streams.is_some().then(|| vec![term])
+}
+
+/// The chunk layer that reduces `terms` block by block (see [`fused_terms`]).
+fn chunk_layer_from_terms<R: Reducer>(
+    x: &Array<R::In>,
+    plan: &Plan,
+    reducer: &Arc<R>,
+    strides: &Arc<[usize]>,
+    terms: Vec<Term<R::In>>,
+) -> (Arc<str>, Layer) {
+    // Fused tasks say what they fused, as dask's fused keys do (`random_sample-sum-chunk`).
+    let labels: Vec<&str> = terms.iter().map(|t| key_split(&t.name)).collect();
+    let label = format!("{}-{}-chunk", labels.join("-"), plan.op);
+    let name: Arc<str> = key_name(&label, token_of(&(plan.token, label.as_str()))).into();
+    let terms: Arc<[Term<R::In>]> = terms.into();
+    let state_size = std::mem::size_of::<R::State>() as u64;
+    let chunks = x.chunks();
+    let tasks: Vec<Task> = chunks
+        .blocks()
+        .map(|idx| {
+            let ranges = chunks.block_ranges(&idx);
+            let g = ChunkGeometry::new(&ranges, &plan.reduced);
+            let lanes = g.lanes() as u64;
+            let deps: Vec<Key> = terms
+                .iter()
+                .filter(|t| t.streams.is_none())
+                .map(|t| Key::chunk(t.name.clone(), &source_index(&idx, t.perm.as_deref())))
+                .collect();
+            let (r, strides, terms) = (reducer.clone(), strides.clone(), terms.clone());
+            let reduced = plan.reduced.clone();
+            Task::call(Key::chunk(name.clone(), &idx), deps, move |inputs| {
+                let mut inputs = inputs.iter();
+                let mut acc: Option<ArrayD<R::State>> = None;
+                for t in terms.iter() {
+                    let states = match &t.streams {
+                        Some(streams) => {
+                            stream_states(&*r, &**streams, t, &idx, &ranges, &reduced, &strides)?
+                        }
+                        None => {
+                            let v = inputs.next().ok_or("missing input")?;
+                            let block = v.downcast_ref::<ArrayD<R::In>>().ok_or_else(|| {
+                                format!("input {} is not an array of {}", t.name, R::In::DTYPE)
+                            })?;
+                            let view = match &t.perm {
+                                Some(p) => block.view().permuted_axes(&**p),
+                                None => block.view(),
+                            };
+                            chunk_states(&*r, view, &g, &strides)?
+                        }
+                    };
+                    acc = Some(match acc {
+                        None => states,
+                        Some(mut a) => {
+                            let mut failed = false;
+                            Zip::from(&mut a).and(&states).for_each(|a, &b| {
+                                match r.join(*a, b, t.negate) {
+                                    Some(j) => *a = j,
+                                    None => failed = true,
+                                }
+                            });
+                            if failed {
+                                return Err(format!(
+                                    "{} cannot reduce a sum term by term",
+                                    std::any::type_name::<R>()
+                                )
+                                .into());
+                            }
+                            a
+                        }
+                    });
+                }
+                Ok(value(
+                    acc.ok_or("a fused chunk step has at least one term")?,
+                ))
+            })
+            .with_nbytes(lanes * state_size)
+        })
+        .collect();
+    let layers = terms
+        .iter()
+        .filter(|t| t.streams.is_none())
+        .map(|t| t.layer.clone())
+        .collect();
+    (name.clone(), Layer::new(name, tasks, dedupe(layers)))
+}
+
+/// Layers without repeats (by identity).
+fn dedupe(layers: Vec<Arc<Layer>>) -> Vec<Arc<Layer>> {
+    let mut out: Vec<Arc<Layer>> = Vec::with_capacity(layers.len());
+    for l in layers {
+        if !out.iter().any(|o| Arc::ptr_eq(o, &l)) {
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// The index of the block read for block `idx` of an operand read through `perm`.
+fn source_index(idx: &[usize], perm: Option<&[usize]>) -> Vec<usize> {
+    match perm {
+        None => idx.to_vec(),
+        Some(p) => {
+            let mut si = vec![0; idx.len()];
+            for (k, &a) in p.iter().enumerate() {
+                si[a] = idx[k];
+            }
+            si
+        }
+    }
+}
+
+/// The states of block `idx` (covering `ranges` of the array) of the operand `t`, pulled from
+/// its streams in slices along the read block's first axis, each slice reduced on its own: a
+/// slice across reduced elements merges into the lanes' states, a slice across kept elements
+/// gives the states of its own lanes.
+fn stream_states<R: Reducer>(
+    r: &R,
+    streams: &dyn BlockStreams<R::In>,
+    t: &Term<R::In>,
+    idx: &[usize],
+    ranges: &[Range<usize>],
+    reduced: &[bool],
+    strides: &[usize],
+) -> Result<ArrayD<R::State>, BoxError> {
+    let perm = t.perm.as_deref();
+    let shape: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+    // The read block's shape, and the operand's axis that is its first axis.
+    let src_shape = source_index(&shape, perm);
+    let axis = perm.map_or(0, |p| p.iter().position(|&a| a == 0).unwrap_or(0));
+    let extent = src_shape.first().copied().unwrap_or(1);
+    let unit: usize = src_shape.iter().skip(1).product();
+    if src_shape.is_empty() || extent == 0 || unit == 0 {
+        let empty = ArrayD::<R::In>::from_shape_vec(IxDyn(&shape), vec![])?;
+        return chunk_states(
+            r,
+            empty.view(),
+            &ChunkGeometry::new(ranges, reduced),
+            strides,
+        );
+    }
+    let rows = (STREAM_SLICE / unit).clamp(1, extent);
+    let mut stream = streams.open(&source_index(idx, perm), &src_shape);
+    let mut buf = vec![R::In::default(); rows * unit];
+    let mut acc: Option<ArrayD<R::State>> = None;
+    let mut kept_parts: Vec<ArrayD<R::State>> = Vec::new();
+    let mut start = 0;
+    while start < extent {
+        let len = rows.min(extent - start);
+        let slice = &mut buf[..len * unit];
+        stream.fill(slice);
+        let mut slice_shape = src_shape.clone();
+        slice_shape[0] = len;
+        let src_view = ArrayViewD::from_shape(IxDyn(&slice_shape), &*slice)?;
+        let view = match perm {
+            Some(p) => src_view.permuted_axes(p),
+            None => src_view,
+        };
+        let mut slice_ranges = ranges.to_vec();
+        let first = ranges[axis].start + start;
+        slice_ranges[axis] = first..first + len;
+        let states = chunk_states(
+            r,
+            view,
+            &ChunkGeometry::new(&slice_ranges, reduced),
+            strides,
+        )?;
+        if reduced[axis] {
+            acc = Some(match acc {
+                None => states,
+                Some(mut a) => {
+                    Zip::from(&mut a)
+                        .and(&states)
+                        .for_each(|a, &b| *a = r.merge(*a, b));
+                    a
+                }
+            });
+        } else {
+            kept_parts.push(states);
+        }
+        start += len;
+    }
+    if reduced[axis] {
+        return acc.ok_or_else(|| "an empty block has no slices".into());
+    }
+    // The slices' lanes lie along the kept axis `axis`, which is this position of the states.
+    let at = (0..axis).filter(|&a| !reduced[a]).count();
+    let views: Vec<_> = kept_parts.iter().map(|p| p.view()).collect();
+    Ok(ndarray::concatenate(Axis(at), &views)?)
+}
+
 fn chunk_states<R: Reducer>(
     r: &R,
     block: ArrayViewD<'_, R::In>,
@@ -1008,39 +1293,36 @@ impl<R: Reducer> Tree<R> {
         let plan = Plan::new(x, op, &reducer, axes, options)?;
         let reducer = Arc::new(reducer);
         let chunks = x.chunks().clone();
-        let ndim = x.ndim();
         let state_size = std::mem::size_of::<R::State>() as u64;
         let strides: Arc<[usize]> = plan.strides.clone().into();
 
         // 1. chunk: one task per input block.
-        let name = plan.name("chunk", 0);
-        let tasks: Vec<Task> = chunks
-            .blocks()
-            .map(|idx| {
-                let ranges = chunks.block_ranges(&idx);
-                let kept: Vec<usize> = (0..ndim).filter(|&a| !plan.reduced[a]).collect();
-                let red: Vec<usize> = (0..ndim).filter(|&a| plan.reduced[a]).collect();
-                let g = ChunkGeometry {
-                    perm: kept.iter().chain(&red).copied().collect(),
-                    kept_shape: kept.iter().map(|&a| ranges[a].len()).collect(),
-                    dims: red.iter().map(|&a| ranges[a].len()).collect(),
-                    starts: red.iter().map(|&a| ranges[a].start).collect(),
-                    block_shape: ranges.iter().map(|r| r.len()).collect(),
-                };
-                let lanes: u64 = g.kept_shape.iter().product::<usize>() as u64;
-                let (r, strides) = (reducer.clone(), strides.clone());
-                Task::call(
-                    Key::chunk(name.clone(), &idx),
-                    [x.block_key(&idx)],
-                    move |inputs| {
-                        let block = block_ref::<R::In>(&inputs, 0)?;
-                        Ok(value(chunk_states(&*r, block.view(), &g, &strides)?))
-                    },
-                )
-                .with_nbytes(lanes * state_size)
-            })
-            .collect();
-        let mut layer = Arc::new(Layer::new(name.clone(), tasks, vec![x.layer().clone()]));
+        let (name, layer) = match fused_terms(x, &*reducer) {
+            Some(terms) => chunk_layer_from_terms(x, &plan, &reducer, &strides, terms),
+            None => {
+                let name = plan.name("chunk", 0);
+                let tasks: Vec<Task> = chunks
+                    .blocks()
+                    .map(|idx| {
+                        let g = ChunkGeometry::new(&chunks.block_ranges(&idx), &plan.reduced);
+                        let lanes = g.lanes() as u64;
+                        let (r, strides) = (reducer.clone(), strides.clone());
+                        Task::call(
+                            Key::chunk(name.clone(), &idx),
+                            [x.block_key(&idx)],
+                            move |inputs| {
+                                let block = block_ref::<R::In>(&inputs, 0)?;
+                                Ok(value(chunk_states(&*r, block.view(), &g, &strides)?))
+                            },
+                        )
+                        .with_nbytes(lanes * state_size)
+                    })
+                    .collect();
+                let layer = Layer::new(name.clone(), tasks, vec![x.layer().clone()]);
+                (name, layer)
+            }
+        };
+        let mut layer = Arc::new(layer);
         let mut name = name;
         let mut grid = chunks.numblocks();
 

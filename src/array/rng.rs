@@ -23,8 +23,9 @@
 
 use std::mem::MaybeUninit;
 
-/// Interleaved streams: 8 × 64-bit words is one AVX-512 register (two AVX2 registers).
-pub(crate) const LANES: usize = 8;
+/// Interleaved streams: 16 × 64-bit words are two AVX-512 registers (four AVX2 registers), enough
+/// independent work per step to hide the latency of the state update.
+pub(crate) const LANES: usize = 16;
 
 /// Steps per refill of the buffer that serves [`rand::RngCore`] calls.
 const BUFFERED_STEPS: usize = 32;
@@ -169,9 +170,17 @@ impl ChunkRng {
         self.fill_uniform_portable(out)
     }
 
-    /// The loop every instruction set runs (inlined into the `target_feature` copies).
+    /// The loop every instruction set runs (inlined into the `target_feature` copies): words
+    /// left over from an earlier call first, then whole steps, and a last partial step through
+    /// the buffer, so that filling in slices of any length continues the stream exactly.
     #[inline(always)]
     fn fill_uniform_portable(&mut self, out: &mut [MaybeUninit<f64>]) {
+        let buffered = (self.buf.len() - self.pos).min(out.len());
+        let (head, out) = out.split_at_mut(buffered);
+        for (d, &w) in head.iter_mut().zip(&self.buf[self.pos..]) {
+            d.write(to_unit(w));
+        }
+        self.pos += buffered;
         let mut words = [0u64; LANES];
         let mut it = out.chunks_exact_mut(LANES);
         for dst in &mut it {
@@ -182,14 +191,16 @@ impl ChunkRng {
         }
         let rest = it.into_remainder();
         if !rest.is_empty() {
-            self.step(&mut words);
-            for (d, &w) in rest.iter_mut().zip(&words) {
+            self.refill();
+            for (d, &w) in rest.iter_mut().zip(self.buf.iter()) {
                 d.write(to_unit(w));
             }
+            self.pos = rest.len();
         }
     }
 
     /// A vector of `n` uniform doubles in `[0, 1)`: the next `n` of the stream.
+    #[cfg(test)]
     pub(crate) fn uniform_vec(&mut self, n: usize) -> Vec<f64> {
         let mut v = Vec::with_capacity(n);
         self.fill_uniform(&mut v.spare_capacity_mut()[..n]);
@@ -300,10 +311,25 @@ mod tests {
 
     #[test]
     fn a_fill_continues_where_the_last_one_stopped() {
-        let whole = ChunkRng::new(9).uniform_vec(100);
+        let n = LANES * BUFFERED_STEPS * 3 + 7;
+        let whole = ChunkRng::new(9).uniform_vec(n);
+        for sizes in [
+            vec![LANES * 4, n - LANES * 4],
+            vec![1, 2, 3, LANES + 1, LANES * BUFFERED_STEPS + 5, 7],
+            vec![LANES * BUFFERED_STEPS - 1, 2, LANES * 3 + 3],
+        ] {
+            let mut rng = ChunkRng::new(9);
+            let mut parts = Vec::new();
+            for s in &sizes {
+                parts.extend(rng.uniform_vec(*s));
+            }
+            parts.extend(rng.uniform_vec(n - parts.len()));
+            assert_eq!(parts, whole, "slices {sizes:?}");
+        }
+        // The word interface and the bulk fill share one stream.
         let mut rng = ChunkRng::new(9);
-        let mut parts = rng.uniform_vec(LANES * 4);
-        parts.extend(rng.uniform_vec(100 - LANES * 4));
-        assert_eq!(parts, whole);
+        let first = rng.next_u64();
+        assert_eq!(to_unit(first), whole[0]);
+        assert_eq!(rng.uniform_vec(5), whole[1..6]);
     }
 }
