@@ -1,8 +1,8 @@
 //! Fused reductions give the same results as reducing materialised blocks.
 //!
 //! Two fusions change how a reduction's first step reads its input (see `src/array/reduce.rs`):
-//! - **streams**: a random array, element-wise maps and same-chunked combinations of random
-//!   arrays, and transposes of those, are reduced slice by slice straight from the generator,
+//! - **streams**: random and constant arrays, element-wise maps and same-chunked combinations
+//!   of them, and transposes of those, are reduced slice by slice straight from the generator,
 //!   without running their block tasks;
 //! - **sums term by term**: `sum`/`mean` of `a ± b` (floats, one chunking; `b` possibly a
 //!   transpose) reduce `a` and `b` separately and add the lanes' states.
@@ -166,6 +166,22 @@ fn maps_and_zips_of_random_arrays_stream_too() {
         check_reductions(z, &[0], false, 2);
         check_reductions(z, &[1], false, 1);
     }
+}
+
+#[test]
+fn constants_stream_alone_and_combined_with_random_arrays() {
+    let ones = array::ones::<f64>(&[300, 70], [200, 30]).unwrap();
+    let x = random::random(&[300, 70], [200, 30], 4).unwrap();
+    let tasks = labels(&ones.mean(&[0]).unwrap());
+    assert!(!tasks.iter().any(|l| l == "full"), "{tasks:?}");
+    check_reductions(&ones, &[0], false, 2);
+    check_reductions(&(&ones * &x), &[1], false, 2);
+    check_reductions(&(&(&ones * 3.0) - &x), &[0, 1], true, 1);
+    // Integer constants keep exact integer sums.
+    let big = array::full(&[1000, 1000], [300, 300], 1i64 << 40).unwrap();
+    assert_eq!(big.sum_all().compute().unwrap(), 1_000_000i64 << 40);
+    let col = big.sum(&[0]).unwrap().compute().unwrap();
+    assert!(col.iter().all(|&v| v == 1000i64 << 40));
 }
 
 #[test]

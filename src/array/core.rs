@@ -688,17 +688,13 @@ pub fn full<T: Element>(shape: &[usize], chunks: impl Into<ChunkSpec>, v: T) -> 
         "full",
         op_token("full", &[], &(shape.to_vec(), chunks_token(&chunks), v)),
     );
-    Ok(Array::from_block_tasks(
-        name,
-        chunks.clone(),
-        vec![],
-        |idx, key| {
-            let shape = chunks.block_shape(idx);
-            Task::call(key, Vec::<Key>::new(), move |_| {
-                Ok(value(ArrayD::from_elem(IxDyn(&shape), v)))
-            })
-        },
-    ))
+    let array = Array::from_block_tasks(name, chunks.clone(), vec![], |idx, key| {
+        let shape = chunks.block_shape(idx);
+        Task::call(key, Vec::<Key>::new(), move |_| {
+            Ok(value(ArrayD::from_elem(IxDyn(&shape), v)))
+        })
+    });
+    Ok(array.with_streams(Arc::new(stream::Constant(v))))
 }
 
 /// An array of zeros.

@@ -16,10 +16,10 @@
 //!    copied into lane order first.
 //!
 //!    Two inputs are reduced without running their own tasks (`fused_terms`):
-//!    - an input with **block streams** (random arrays, element-wise maps and same-chunked
-//!      combinations of them, and transposes of those; see `stream.rs`) is pulled from
-//!      its generator in slices of `STREAM_SLICE` elements along the read block's first axis,
-//!      each slice reduced while it is still in the CPU's cache (a slice across reduced
+//!    - an input with **block streams** (random and constant arrays, element-wise maps and
+//!      same-chunked combinations of them, and transposes of those; see `stream.rs`) is pulled
+//!      from its generator in slices of `STREAM_SLICE` elements along the read block's first
+//!      axis, each slice reduced while it is still in the CPU's cache (a slice across reduced
 //!      elements merges into the lanes' states, a slice across kept elements makes its own
 //!      lanes' states). The block is never materialised; the task is named after what it
 //!      fused (`"random_sample-sum-chunk"`).
@@ -333,6 +333,27 @@ fn column_counts<T: Number>(rows: &[T], lanes: usize, skip_nan: bool) -> Vec<u64
     n
 }
 
+/// Per-lane sums of squared deviations from `means` of a block laid out across its lanes
+/// (NaN skipped if `SKIP_NAN`).
+fn column_squared_deviations<T: Number, const SKIP_NAN: bool>(
+    rows: &[T],
+    means: &[f64],
+) -> Vec<f64> {
+    let lanes = means.len();
+    let mut m2 = vec![0.0f64; lanes];
+    if lanes == 0 {
+        return m2;
+    }
+    for row in rows.chunks_exact(lanes) {
+        for ((m, &x), &mu) in m2.iter_mut().zip(row).zip(means) {
+            let v = x.to_f64().unwrap_or(f64::NAN);
+            let d = v - mu;
+            *m += if SKIP_NAN && v.is_nan() { 0.0 } else { d * d };
+        }
+    }
+    m2
+}
+
 fn count<T: Number>(lane: &[T], skip_nan: bool) -> u64 {
     if skip_nan && T::DTYPE.is_float() {
         lane.iter().filter(|&&x| !is_nan(x)).count() as u64
@@ -620,6 +641,36 @@ impl<T: MeanElement> Reducer for Var<T> {
         Moments { n, mean, m2 }
     }
 
+    fn chunk_rows(&self, rows: &[T], lanes: usize) -> Option<Vec<Moments>> {
+        // The same two passes as `chunk`, each row after row across the lanes.
+        let counts = column_counts(rows, lanes, self.skip_nan);
+        let sums = column_sums(rows, lanes, self.skip_nan);
+        let means: Vec<f64> = sums
+            .iter()
+            .zip(&counts)
+            .map(|(&s, &n)| if n == 0 { 0.0 } else { s / n as f64 })
+            .collect();
+        let m2 = if self.skip_nan && T::DTYPE.is_float() {
+            column_squared_deviations::<T, true>(rows, &means)
+        } else {
+            column_squared_deviations::<T, false>(rows, &means)
+        };
+        Some(
+            counts
+                .into_iter()
+                .zip(means)
+                .zip(m2)
+                .map(|((n, mean), m2)| {
+                    if n == 0 {
+                        Moments::EMPTY
+                    } else {
+                        Moments { n, mean, m2 }
+                    }
+                })
+                .collect(),
+        )
+    }
+
     fn merge(&self, a: Moments, b: Moments) -> Moments {
         Moments::merge(a, b)
     }
@@ -681,6 +732,30 @@ impl<T: Number> Reducer for Extreme<T> {
             });
         }
         best
+    }
+
+    fn chunk_rows(&self, rows: &[T], lanes: usize) -> Option<Vec<Option<T>>> {
+        // `chunk`'s walk, row after row: each lane sees its elements in the same order.
+        let mut best: Vec<Option<T>> = vec![None; lanes];
+        if lanes == 0 {
+            return Some(best);
+        }
+        for row in rows.chunks_exact(lanes) {
+            for (b, &x) in best.iter_mut().zip(row) {
+                match *b {
+                    // A NaN (kept only when not skipping) wins for good.
+                    Some(v) if is_nan(v) => {}
+                    _ if is_nan(x) => {
+                        if !self.skip_nan {
+                            *b = Some(x);
+                        }
+                    }
+                    Some(v) if !self.beats(x, v) => {}
+                    _ => *b = Some(x),
+                }
+            }
+        }
+        Some(best)
     }
 
     fn merge(&self, a: Option<T>, b: Option<T>) -> Option<T> {
@@ -1884,6 +1959,44 @@ mod tests {
                     } else {
                         assert!((sums[l] - want).abs() < 1e-9, "{} vs {want}", sums[l]);
                     }
+                }
+            }
+        }
+        // Variance and extremes: the rows path gives each lane's own result.
+        let flat = a.view().into_shape_with_order((300, 35)).unwrap();
+        let index = LaneIndex {
+            dims: &[300],
+            starts: &[0],
+            strides: &[1],
+        };
+        for skip_nan in [false, true] {
+            let var = Var::<f64> {
+                skip_nan,
+                ddof: 1,
+                sqrt: false,
+                _t: PhantomData,
+            };
+            let rows = var.chunk_rows(a.as_slice().unwrap(), 35).unwrap();
+            for max in [false, true] {
+                let ext = Extreme::<f64> {
+                    max,
+                    skip_nan,
+                    _t: PhantomData,
+                };
+                let got = ext.chunk_rows(a.as_slice().unwrap(), 35).unwrap();
+                for (l, g) in got.iter().enumerate() {
+                    let want = ext.chunk(&flat.column(l).to_vec(), &index);
+                    assert_eq!(g.map(f64::to_bits), want.map(f64::to_bits), "lane {l}");
+                }
+            }
+            for (l, g) in rows.iter().enumerate() {
+                let want = var.chunk(&flat.column(l).to_vec(), &index);
+                assert_eq!(g.n, want.n, "lane {l}");
+                for (x, y) in [(g.mean, want.mean), (g.m2, want.m2)] {
+                    assert!(
+                        (x.is_nan() && y.is_nan()) || (x - y).abs() < 1e-9,
+                        "lane {l}: {x} vs {y}"
+                    );
                 }
             }
         }

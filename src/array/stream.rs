@@ -1,6 +1,6 @@
 //! Block streams: an array's blocks produced on demand, a slice at a time, for arrays whose
-//! values are cheaper to compute again than to keep (random numbers, and element-wise maps of
-//! them).
+//! values are cheaper to compute again than to keep (random numbers, constants, and
+//! element-wise maps and combinations of them).
 //!
 //! A [`BlockStreams`] opens a [`BlockStream`] on any block; the stream writes the block's
 //! elements in C order, as many per call as the caller asks for. A reduction over such an array
@@ -63,6 +63,21 @@ pub(crate) fn materialize<T: Element>(
     // SAFETY: `fill_uninit` initialised the first `n` elements.
     unsafe { data.set_len(n) };
     ArrayD::from_shape_vec(IxDyn(shape), data).expect("the stream filled the block's shape")
+}
+
+/// The streams of an array whose every element is one value (`full`, `zeros`, `ones`).
+pub(crate) struct Constant<T>(pub(crate) T);
+
+impl<T: Element> BlockStreams<T> for Constant<T> {
+    fn open(&self, _: &[usize], _: &[usize]) -> Box<dyn BlockStream<T> + '_> {
+        Box::new(Constant(self.0))
+    }
+}
+
+impl<T: Copy> BlockStream<T> for Constant<T> {
+    fn fill(&mut self, out: &mut [T]) {
+        out.fill(self.0)
+    }
 }
 
 /// The streams of `f` applied to every element of another array's streams.
