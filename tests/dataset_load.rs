@@ -256,7 +256,9 @@ fn the_default_concurrency_can_be_changed_for_the_process() {
 fn loaded_objects_do_not_read_the_store_again() {
     let store = climate(Duration::ZERO);
     let stats = store.read_stats().unwrap();
-    let ds = open_zarr(&store, "", &OpenOptions::default()).unwrap();
+    // Index coordinates left lazy, so that loading reads them too.
+    let lazy = OpenOptions::default().with_default_indexes(false);
+    let ds = open_zarr(&store, "", &lazy).unwrap();
     stats.reset();
     let loaded = ds
         .load_with(&LoadOptions::default().with_concurrency(4))
@@ -301,7 +303,8 @@ fn loaded_objects_do_not_read_the_store_again() {
 fn data_arrays_and_variables_load_with_their_coordinates() {
     let store = climate(Duration::ZERO);
     let stats = store.read_stats().unwrap();
-    let ds = open_zarr(&store, "", &OpenOptions::default()).unwrap();
+    let lazy = OpenOptions::default().with_default_indexes(false);
+    let ds = open_zarr(&store, "", &lazy).unwrap();
     let da: DataArray = ds.data_array("t2m").unwrap();
     assert_eq!(
         da.coords().map(|(n, _)| n).collect::<Vec<_>>(),
@@ -402,4 +405,46 @@ fn datasets_built_in_memory_load_too() {
     assert_eq!(b.compute().unwrap(), 132.0);
     // An empty dataset loads to itself.
     assert!(Dataset::new().load().unwrap().in_memory());
+}
+
+#[test]
+fn index_coordinates_are_read_at_open_and_sel_reads_nothing_more() {
+    let store = climate(Duration::from_millis(5));
+    let stats = store.read_stats().unwrap();
+    stats.reset();
+    let ds = open_zarr(&store, "", &OpenOptions::default()).unwrap();
+    // time and lat are index coordinates (1-D, named after their dimension); area is not.
+    for (name, in_memory) in [
+        ("time", true),
+        ("lat", true),
+        ("area", false),
+        ("t2m", false),
+    ] {
+        assert_eq!(ds.variable(name).unwrap().in_memory(), in_memory, "{name}");
+    }
+    let at_open = stats.total_reads();
+    let t2m = ds.data_array("t2m").unwrap();
+    for lat in [-22.5, 22.5, 67.5] {
+        let one = t2m.sel([("lat", lat)]).unwrap();
+        assert_eq!(one.sizes().get("lat"), None);
+    }
+    assert_eq!(
+        stats.total_reads(),
+        at_open,
+        "sel read an index coordinate again"
+    );
+    // Lazy on request: then each sel reads the coordinate.
+    let lazy = open_zarr(
+        &store,
+        "",
+        &OpenOptions::default().with_default_indexes(false),
+    )
+    .unwrap();
+    assert!(!lazy.variable("lat").unwrap().in_memory());
+    stats.reset();
+    lazy.data_array("t2m")
+        .unwrap()
+        .sel([("lat", 22.5)])
+        .unwrap();
+    assert_eq!(stats.total_reads(), 1);
 }

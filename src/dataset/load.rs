@@ -476,6 +476,27 @@ impl Dataset {
         }
     }
 
+    /// This dataset with its index coordinates (1-D coordinates named after their dimension)
+    /// read into memory, as xarray reads them when it opens a store (to build a pandas index
+    /// from each): label selection (`sel`) then reads nothing, however often it is called. One
+    /// graph with up to `options.concurrency` reads in flight.
+    pub(crate) fn with_indexes_loaded(self, options: &LoadOptions) -> DatasetResult<Dataset> {
+        let indexes: Vec<usize> = self
+            .variables()
+            .enumerate()
+            .filter(|(_, (name, v))| self.coord_names.contains(*name) && v.dims() == [*name])
+            .map(|(i, _)| i)
+            .collect();
+        let vars: Vec<&Variable> = self.variables().map(|(_, v)| v).collect();
+        let (plan, slots) = plan_for(indexes.iter().map(|&i| &vars[i].data));
+        if slots.is_empty() {
+            return Ok(self);
+        }
+        let loaded = plan.run(options)?;
+        let slots: Vec<usize> = slots.into_iter().map(|s| indexes[s]).collect();
+        Ok(self.replaced(&slots, loaded))
+    }
+
     /// This dataset with the variables at `slots` (positions in variable order) given the
     /// loaded data.
     fn replaced(&self, slots: &[usize], loaded: Vec<AnyArray>) -> Dataset {

@@ -17,12 +17,14 @@
 //!    groups; generating `dim_0` names would silently mis-align arrays of equal lengths).
 //!    Every array must agree on each dimension's length.
 //! 4. Data: one lazy read per chunk, chunked like the store or per [`OpenOptions::chunks`];
-//!    index coordinates (1-D, named like their dimension) are one chunk, as xarray keeps them
-//!    in memory.
+//!    index coordinates (1-D, named like their dimension) are one chunk.
 //! 5. The CF `coordinates` attribute of each variable marks coordinates (and moves to the
 //!    encoding); then CF decoding (`decode.rs`): fill values, packing, times.
+//! 6. The index coordinates' values, into memory, in one graph (xarray reads them at open to
+//!    build its pandas indexes, so `sel` reads nothing afterwards), unless
+//!    [`OpenOptions::create_default_indexes`] is off.
 //!
-//! Must not: write to the store, or read chunk data while opening (only metadata).
+//! Must not: write to the store, or read chunk data of anything but index coordinates.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,6 +34,7 @@ use super::any_array::AnyArray;
 use super::dataset::Dataset;
 use super::decode::{DecodeOptions, UndecodableTimes, decode_variable};
 use super::error::{DatasetError, DatasetResult};
+use super::load::LoadOptions;
 use super::variable::Variable;
 use crate::array::{ChunkSpec, Chunks, DType, Dim, Element, from_zarr, from_zarr_with};
 use crate::store::{
@@ -80,6 +83,11 @@ pub struct OpenOptions {
     pub consolidated: Consolidated,
     /// What to do with times that need cftime (default: keep the numbers, with a warning).
     pub undecodable_times: UndecodableTimes,
+    /// Read every index coordinate (a 1-D coordinate named after its dimension) into memory
+    /// while opening, as xarray does to build its indexes (its `create_default_indexes`,
+    /// default `true`): `sel` then reads nothing. All of them are read in one graph, 32 reads
+    /// in flight. With `false` they stay lazy and every `sel` reads its index coordinate.
+    pub create_default_indexes: bool,
 }
 
 impl Default for OpenOptions {
@@ -89,6 +97,7 @@ impl Default for OpenOptions {
             decode: true,
             consolidated: Consolidated::Auto,
             undecodable_times: UndecodableTimes::KeepRaw,
+            create_default_indexes: true,
         }
     }
 }
@@ -97,6 +106,13 @@ impl OpenOptions {
     /// Chunks dimension `dim` as `chunks` says.
     pub fn with_chunks(mut self, dim: impl Into<String>, chunks: impl Into<Dim>) -> Self {
         self.chunks.insert(dim.into(), chunks.into());
+        self
+    }
+
+    /// Reads the index coordinates at open, or leaves them lazy (see
+    /// [`OpenOptions::create_default_indexes`]).
+    pub fn with_default_indexes(mut self, create: bool) -> Self {
+        self.create_default_indexes = create;
         self
     }
 
@@ -266,6 +282,9 @@ pub fn open_zarr(store: &Store, path: &str, options: &OpenOptions) -> DatasetRes
         .partition(|n| !ds.coord_names.contains(n));
     ds.names = data_vars.into_iter().chain(coords).collect();
     ds.attrs = group_attrs;
+    if options.create_default_indexes {
+        ds = ds.with_indexes_loaded(&LoadOptions::default())?;
+    }
     Ok(ds)
 }
 
