@@ -79,7 +79,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Zip};
 use num_traits::NumCast;
 
 use super::chunks::Chunks;
-use super::core::{Array, Term, block_ref, op_token};
+use super::core::{Array, Term, block_ref, dedupe_layers, op_token};
 use super::dtype::{Element, Float, Number};
 use super::stream::BlockStreams;
 use crate::delayed::Delayed;
@@ -1164,18 +1164,7 @@ fn chunk_layer_from_terms<R: Reducer>(
         .filter(|t| t.streams.is_none())
         .map(|t| t.layer.clone())
         .collect();
-    (name.clone(), Layer::new(name, tasks, dedupe(layers)))
-}
-
-/// Layers without repeats (by identity).
-fn dedupe(layers: Vec<Arc<Layer>>) -> Vec<Arc<Layer>> {
-    let mut out: Vec<Arc<Layer>> = Vec::with_capacity(layers.len());
-    for l in layers {
-        if !out.iter().any(|o| Arc::ptr_eq(o, &l)) {
-            out.push(l);
-        }
-    }
-    out
+    (name.clone(), Layer::new(name, tasks, dedupe_layers(layers)))
 }
 
 /// The index of the block read for block `idx` of an operand read through `perm`.
