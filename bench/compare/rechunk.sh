@@ -19,6 +19,7 @@
 #   SHAPE (4096,256,256)  TARGET (4096,32,32)  FORMATS ("v2 v3")  MEMS ("256MB 32MB")
 #   REPEAT (5)  OUT (target/bench/rechunk)  PYTHON (python3, for the venvs and the summary)
 #   SLOW (1): also run zarrs_reencode's real rechunk (sharded output), once per format; 0 skips
+#   PREFAULT_MB (3072): page cache written and freed before each run (see `prefault`); 0 skips
 #
 # Tools and versions: zarrs_tools 0.8.1 (cargo install into target/tools), rechunker 0.5.4 +
 # dask + zarr 2 (rechunker 0.5.4 requires zarr < 3, so it cannot read the v3 source) in
@@ -51,6 +52,36 @@ Z3_VENV="$ROOT/target/py/zarr-venv"
 PYREF="$ROOT/bench/compare/rechunk_rechunker.py"
 
 log() { echo "[rechunk.sh] $*" >&2; }
+
+# Outputs of earlier runs are retired, not deleted, until the end: their files are emptied
+# (which frees their disk space and page cache) and moved aside, but their inodes stay in use.
+# On a journal-less ext4 (as on the benchmark machine) every file created soon after many
+# files were deleted in the same block group makes the allocator skip each recently deleted
+# inode (`recently_deleted`, for up to 6 minutes), which made one tool's run pay for the
+# previous run's deletion: seconds of kernel time for thousands of chunk files in one flat
+# v2 directory, nothing for zarrs_reencode's nested v3 layout.
+#
+# Before each run, PREFAULT_MB of page cache is written and freed again, so that every tool
+# starts with the same supply of memory the kernel has touched recently. The benchmark machine
+# is a VM whose balloon driver hands free memory back to the host (free page reporting, after
+# about 2 s), and touching such memory again costs about 2 s/GB of kernel time: without this
+# step a tool's seconds depended mostly on how long ago the previous run freed its memory.
+PREFAULT_MB="${PREFAULT_MB:-3072}"
+prefault() {
+    [[ "$PREFAULT_MB" -gt 0 ]] || return 0
+    dd if=/dev/zero of="$OUT/prefault" bs=1M count="$PREFAULT_MB" conv=notrunc status=none
+    truncate -s 0 "$OUT/prefault"
+}
+RETIRED="$OUT/retired"
+retire() {
+    local store
+    for store in "$@"; do
+        [[ -e "$store" ]] || continue
+        mkdir -p "$RETIRED"
+        find "$store" -type f -exec truncate -s 0 {} +
+        mv "$store" "$(mktemp -u "$RETIRED/$(basename "$store").XXXXXX")"
+    done
+}
 
 # --- build and tools --------------------------------------------------------------------------
 log "building the example and the CLI (release)"
@@ -126,6 +157,8 @@ measure() {
     local tool="$1" format="$2" mem="$3" rep="$4" store="$5" how="$6"
     shift 7
     local stdout="$OUT/last.out" timing="$OUT/last.time"
+    [[ "$store" != "-" ]] && retire "$store" "$store.rechunk-tmp"
+    prefault
     if ! /usr/bin/time -v -o "$timing" "$@" > "$stdout" 2> "$OUT/last.err"; then
         log "FAILED: $tool $format $mem: $* (see $OUT/last.err)"
         tail -5 "$OUT/last.err" >&2
@@ -158,11 +191,11 @@ for rep in $(seq "$REPEAT"); do
         measure "chunkflow, multi-stage (min_mem 16MB)" "$f" 256MB "$rep" "$OUT/ms-$f.zarr" json:seconds -- \
             "$CLI" rechunk "$src" "$OUT/ms-$f.zarr" --chunks "$TARGET" --max-mem 256MB \
             --min-mem 16MB --overwrite --json
-        rm -rf "$OUT/reenc-$f.zarr"
         measure "zarrs_reencode --chunk-shape (ignored: a same-chunk copy, the issue's figure)" "$f" - "$rep" "$OUT/reenc-$f.zarr" reencode -- \
             "$REENCODE" --chunk-shape "$TARGET" "$src" "$OUT/reenc-$f.zarr"
         if [[ "$f" == v2 ]]; then
             for mem in $MEMS; do
+                retire "$OUT/rk-$f-tmp.zarr"
                 measure "rechunker + dask" "$f" "$mem" "$rep" "$OUT/rk-$f.zarr" json:seconds -- \
                     "$RK_VENV/bin/python" "$PYREF" rechunk "$src" "$OUT/rk-$f.zarr" \
                     --chunks "$TARGET" --max-mem "$mem" --temp "$OUT/rk-$f-tmp.zarr"
@@ -180,12 +213,13 @@ for rep in $(seq "$REPEAT"); do
         measure "io: zarr-python write whole array in target chunks" "$f" - "$rep" "$OUT/pyw-$f.zarr" json:seconds -- \
             "$py" "$PYREF" write "$src" "$OUT/pyw-$f.zarr" --chunks "$TARGET"
         if [[ "$SLOW" == 1 && "$rep" == 1 ]]; then
-            rm -rf "$OUT/reenc-shard-$f.zarr"
             measure "zarrs_reencode, real rechunk (--shard-shape = --chunk-shape)" "$f" - "$rep" "$OUT/reenc-shard-$f.zarr" reencode -- \
                 "$REENCODE" --chunk-shape "$TARGET" --shard-shape "$TARGET" "$src" "$OUT/reenc-shard-$f.zarr"
         fi
     done
 done
+
+rm -rf "$RETIRED" "$OUT/prefault"
 
 # --- summary ----------------------------------------------------------------------------------
 echo

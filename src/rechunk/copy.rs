@@ -9,7 +9,9 @@
 //! (`ZarrArray::copy_region_to`): no whole-region staging array, no extra copies. It declares
 //! the bytes it holds, so the executor's memory budget bounds the whole run. With `resume`, a
 //! task whose destination chunks all exist does nothing: chunks are written atomically, so an
-//! existing chunk is a complete one.
+//! existing chunk is a complete one. Final chunks on a filesystem are durable too, but their
+//! `fsync` runs on flusher threads (`ZarrArray::with_deferred_sync`) so that no worker waits
+//! for the disk; the copy's barrier waits for them.
 //!
 //! Parallelism belongs to the executor: tasks run side by side as the budget admits them. Only
 //! when a copy's tasks are too big for that (fewer of them fit in `max_mem` than there are
@@ -54,6 +56,8 @@ pub(crate) fn copy_tasks(
     let grid = fit_grid(src, dst, grid, budget.mem_cap);
     let regions = task_regions(dst.shape(), &grid, dst.write_shape());
     let threads = threads_per_task(src, dst, &regions, budget);
+    // Chunk writes leave their `fsync` to flusher threads; the barrier waits for them.
+    let dst = &dst.clone().with_deferred_sync();
     let deps: Vec<Key> = after.into_iter().cloned().collect();
     let mut tasks = Vec::with_capacity(regions.len() + 1);
     let mut keys = Vec::with_capacity(regions.len());
@@ -73,10 +77,12 @@ pub(crate) fn copy_tasks(
         tasks.push(task);
     }
     let barrier = Key::new(format!("{name}-done"));
-    // The tasks hand their chunk buffers on to each other; the barrier frees them.
+    // The tasks hand their chunk buffers on to each other; the barrier frees them, and
+    // completes only once every chunk written is on disk under its name.
     let dst = dst.clone();
     tasks.push(Task::call(barrier.clone(), keys, move |_| {
         dst.free_copy_buffers();
+        dst.finish_writes()?;
         Ok(value(()))
     }));
     CopyTasks { tasks, barrier }

@@ -28,12 +28,17 @@
 //!   tasks) assembles destination chunks from source chunks each decoded once per task.
 //! - Scratch arrays ([`ZarrArray::into_scratch`], a rechunk's intermediates) on a filesystem
 //!   store are written here without `fsync` (still temporary file + rename), and consumed
-//!   chunks are released as they are read ([`ZarrArray::erased_after_copy`]); every other
-//!   write goes through zarrs and the store (atomic and durable).
+//!   chunks are released as they are read ([`ZarrArray::erased_after_copy`]). A rechunk's
+//!   final chunks on a filesystem are written here too, durably, with their `fsync` and rename
+//!   left to the flusher threads ([`ZarrArray::with_deferred_sync`]). Every other write goes
+//!   through zarrs and the store (atomic and durable).
+//! - Copies whose source chunks nest in the destination's (same or coarser chunks, a format or
+//!   codec change) go destination chunk by destination chunk with one buffer per thread; other
+//!   copies assemble all the destination chunks of their region in one block.
 
 use std::any::Any;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -50,6 +55,7 @@ use zarrs::array::{
 };
 use zarrs::storage::{ReadableWritableListableStorageTraits, StorageError, StorePrefix};
 
+use super::flush::Flusher;
 use super::spec::{ArraySpec, Compression, FillValue, ZarrFormat};
 use super::{Store, StoreError, StoreResult, error::fmt_region};
 use crate::array::{Chunks, DType, Element};
@@ -530,6 +536,46 @@ impl ChunkBuffers {
     }
 }
 
+/// Runs `work` on up to `threads` threads (the caller's and scoped helpers) sharing `count`
+/// items: `next` hands out item numbers in order, and `None` once all are taken or a call of
+/// `work` has failed. The first error is returned; a panic is passed on.
+fn on_threads<F>(threads: usize, count: usize, work: F) -> StoreResult<()>
+where
+    F: Fn(&dyn Fn() -> Option<usize>) -> StoreResult<()> + Sync,
+{
+    let taken = std::sync::atomic::AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let next = || {
+        if failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let i = taken.fetch_add(1, Ordering::Relaxed);
+        (i < count).then_some(i)
+    };
+    let run = || {
+        let result = work(&next);
+        if result.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        result
+    };
+    let threads = threads.min(count).max(1);
+    if threads == 1 {
+        return run();
+    }
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(run)).collect();
+        let mut result = run();
+        for helper in helpers {
+            match helper.join() {
+                Ok(r) => result = result.and(r),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        result
+    })
+}
+
 /// Decoded bytes of a fixed-size data type, checked to be `expected` bytes long.
 fn fixed_bytes(
     bytes: ArrayBytes<'static>,
@@ -578,10 +624,26 @@ impl Native for bool {
 }
 
 /// Writes `bytes` as the value of `key` in the filesystem store at `root` through a hidden
-/// temporary sibling and a rename (atomic for readers, named as [`super::AtomicWriteStore`]
-/// names its temporaries, so `purge_temporaries` finds leftovers), but without `fsync`: for
-/// scratch data only (see [`ZarrArray::into_scratch`]).
+/// temporary sibling and a rename (atomic for readers), but without `fsync`: for scratch data
+/// only (see [`ZarrArray::into_scratch`]).
 fn write_scratch_file(root: &Path, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let (file, tmp, path) = write_temporary_file(root, key, bytes)?;
+    drop(file);
+    std::fs::rename(&tmp, &path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Writes `bytes` to a new hidden temporary sibling of `key`'s file in the filesystem store at
+/// `root` (named as [`super::AtomicWriteStore`] names its temporaries, so `purge_temporaries`
+/// finds leftovers), creating its directory. Returns the open file, its path and the path of
+/// `key`; the caller renames it (nothing is left behind on error).
+fn write_temporary_file(
+    root: &Path,
+    key: &str,
+    bytes: &[u8],
+) -> std::io::Result<(std::fs::File, PathBuf, PathBuf)> {
+    use std::io::Write;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let path = root.join(key);
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
@@ -596,11 +658,17 @@ fn write_scratch_file(root: &Path, key: &str, bytes: &[u8]) -> std::io::Result<(
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
-    let result = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, &path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        Ok(file)
+    });
+    match written {
+        Ok(file) => Ok((file, tmp, path)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
 }
 
 /// The marker of temporary file names (the one [`super::AtomicWriteStore`] uses).
@@ -638,6 +706,9 @@ pub struct ZarrArray {
     /// Copies out of this array erase what they have read (see
     /// [`ZarrArray::erased_after_copy`]).
     consumed_by_copy: bool,
+    /// Filesystem chunk writes hand their `fsync` and rename to these threads (see
+    /// [`ZarrArray::with_deferred_sync`]).
+    flusher: Option<Arc<Flusher>>,
     /// The block of destination chunks that copies into this array reuse (shared by clones).
     copy_buffers: Arc<ChunkBuffers>,
 }
@@ -847,6 +918,7 @@ impl ZarrArray {
             metadata,
             scratch: false,
             consumed_by_copy: false,
+            flusher: None,
             copy_buffers: Arc::default(),
         })
     }
@@ -1302,6 +1374,38 @@ impl ZarrArray {
     fn store_native<P: Native>(&self, index: &[u64], data: &[P]) -> StoreResult<()> {
         let opts = codec_options();
         let operation = || format!("writing chunk {index:?} of array {:?}", self.path);
+        if let (Some(flusher), Some(root)) = (&self.flusher, &self.store.root) {
+            let bytes = data
+                .into_array_bytes(self.array.data_type())
+                .map_err(|e| self.array_error(operation(), None, ArrayError::from(e)))?;
+            // As zarrs' `store_chunk_opt` without `store_empty_chunks`.
+            if bytes.is_fill_value(self.array.fill_value()) {
+                return self.erase_chunk(index);
+            }
+            let encoded = self
+                .array
+                .chunk_shape(index)
+                .and_then(|shape| {
+                    self.array
+                        .codecs()
+                        .encode(
+                            bytes,
+                            &shape,
+                            self.array.data_type(),
+                            self.array.fill_value(),
+                            opts,
+                        )
+                        .map_err(ArrayError::CodecError)
+                })
+                .map_err(|e| self.array_error(operation(), None, e))?;
+            let key = self.chunk_key(index);
+            let (file, tmp, path) = write_temporary_file(root, &key, &encoded).map_err(|e| {
+                self.store
+                    .storage_error(operation(), &key, StorageError::IOError(Arc::new(e)))
+            })?;
+            flusher.submit(file, tmp, path, key, operation());
+            return Ok(());
+        }
         if self.scratch
             && let Some(root) = &self.store.root
         {
@@ -1343,6 +1447,31 @@ impl ZarrArray {
     pub(crate) fn into_scratch(mut self) -> Self {
         self.scratch = true;
         self
+    }
+
+    /// A handle whose filesystem chunk writes stay durable and atomic but do not wait for the
+    /// disk: the writing thread encodes the chunk and writes a temporary file, and flusher
+    /// threads `fsync` it and rename it into place ([`Flusher`]). A chunk still appears only
+    /// once it is on disk. Call [`finish_writes`](Self::finish_writes) before relying on the
+    /// chunks written through this handle (and its clones). Scratch handles and other stores
+    /// are returned unchanged.
+    pub(crate) fn with_deferred_sync(mut self) -> Self {
+        if self.store.root.is_some() && !self.scratch {
+            self.flusher = Some(Arc::new(Flusher::new()));
+        }
+        self
+    }
+
+    /// Waits until every chunk written through this handle (and its clones) is in place (see
+    /// [`with_deferred_sync`](Self::with_deferred_sync)); the first failed write if any.
+    pub(crate) fn finish_writes(&self) -> StoreResult<()> {
+        let Some(flusher) = &self.flusher else {
+            return Ok(());
+        };
+        flusher.wait().map_err(|(operation, key, e)| {
+            self.store
+                .storage_error(operation, &key, StorageError::IOError(e))
+        })
     }
 
     /// Marks this handle as the source of exactly one copy whose data nothing reads afterwards
@@ -1519,7 +1648,8 @@ impl ZarrArray {
 
     /// The most bytes [`copy_region_to`](Self::copy_region_to) holds for `region`: the
     /// destination chunks it covers (whole, edge chunks padded), a decoded source chunk with its
-    /// decoding scratch, and one encoded destination chunk.
+    /// decoding scratch, and one encoded destination chunk. When the source's chunks nest in
+    /// the destination's, one destination chunk at a time instead of all of them.
     pub(crate) fn copy_working_bytes(&self, dst: &ZarrArray, region: &[Range<u64>]) -> u64 {
         self.copy_working_bytes_with(dst, region, 1)
     }
@@ -1549,18 +1679,21 @@ impl ZarrArray {
             let chunk: u64 = self.chunk_shape.iter().product();
             piece = chunk.min(SLAB_BYTES.div_ceil(itemsize).max(1));
         }
+        let chunk: u64 = dst.write_shape.iter().product();
+        let chunks: u64 = region
+            .iter()
+            .zip(&dst.write_shape)
+            .map(|(r, &c)| (r.end - r.start).div_ceil(c))
+            .product();
+        let busy = chunks.min(threads.max(1) as u64);
         // Scratch chunks are uncompressed: encoding borrows the chunk's own buffer.
-        let encoded: u64 = if dst.scratch {
-            0
-        } else {
-            let chunks: u64 = region
-                .iter()
-                .zip(&dst.write_shape)
-                .map(|(r, &c)| (r.end - r.start).div_ceil(c))
-                .product();
-            dst.write_shape.iter().product::<u64>() * chunks.min(threads.max(1) as u64)
-        };
-        (padded + 2 * piece + encoded) * itemsize
+        let encoded = if dst.scratch { 0 } else { chunk };
+        if self.nests_in(dst) {
+            // Chunk by chunk (`copy_chunkwise`): each busy thread holds one destination chunk,
+            // a source piece with its decoding scratch, and the encoded chunk.
+            return busy * (chunk + 2 * piece + encoded) * itemsize;
+        }
+        (padded + 2 * piece + encoded * busy) * itemsize
     }
 
     fn copy_native<P: Native>(
@@ -1569,25 +1702,92 @@ impl ZarrArray {
         region: &[Range<u64>],
         threads: usize,
     ) -> StoreResult<()> {
+        if self.nests_in(dst) {
+            return self.copy_chunkwise::<P>(dst, region, threads);
+        }
         let pool = &dst.copy_buffers;
         let ws = &dst.write_shape;
-        let chunk_shape = to_usize_shape(ws);
-        let chunk_len: usize = chunk_shape.iter().product();
+        let chunk_len: usize = ws.iter().product::<u64>() as usize;
         let (dlo, dhi) = grid_span(region, ws);
         let dst_chunks = grid_indices(&dlo, &dhi);
-        let dims: Vec<u64> = dlo.iter().zip(&dhi).map(|(l, h)| h - l).collect();
         // One block holds every destination chunk of the region, chunk after chunk: a single
         // allocation (mmapped when large, so freeing it returns it whole instead of leaving
         // the allocator's arenas fragmented by hundreds of chunk-sized buffers). Only the
         // padding of edge chunks keeps its initial value (the fill value); the copy overwrites
         // everything else, so a reused block needs no clearing.
-        let fill = dst.fill_native::<P>();
         let total = chunk_len * dst_chunks.len();
         let mut block: Vec<P> = pool
             .take::<P>(total)
             .unwrap_or_else(|| vec![P::default(); total]);
         let mut buffers: Vec<&mut [P]> = block[..total].chunks_exact_mut(chunk_len).collect();
-        for (index, buffer) in dst_chunks.iter().zip(buffers.iter_mut()) {
+        self.fill_chunks(dst, region, &dlo, &dhi, &mut buffers)?;
+        let buffers: Vec<&[P]> = buffers.into_iter().map(|b| &*b).collect();
+        dst.store_all_native(&dst_chunks, &buffers, threads)?;
+        pool.give(block);
+        Ok(())
+    }
+
+    /// Whether every chunk of this array's read grid lies inside one chunk of `dst`'s write
+    /// grid (the write chunk is a whole number of read chunks on every axis): a copy that keeps
+    /// or coarsens the chunks, or changes only the format or the codecs.
+    fn nests_in(&self, dst: &ZarrArray) -> bool {
+        self.chunk_shape
+            .iter()
+            .zip(&dst.write_shape)
+            .all(|(&r, &w)| r > 0 && w % r == 0)
+    }
+
+    /// [`copy_native`](Self::copy_native) when the source's chunks nest in the destination's
+    /// ([`nests_in`](Self::nests_in)): no source chunk feeds two destination chunks, so each
+    /// destination chunk is assembled, encoded and stored on its own, with one chunk buffer per
+    /// thread, and `threads` threads share the region's chunks (decoding as well as encoding).
+    fn copy_chunkwise<P: Native>(
+        &self,
+        dst: &ZarrArray,
+        region: &[Range<u64>],
+        threads: usize,
+    ) -> StoreResult<()> {
+        let ws = &dst.write_shape;
+        let chunk_len: usize = ws.iter().product::<u64>() as usize;
+        let (dlo, dhi) = grid_span(region, ws);
+        let dst_chunks = grid_indices(&dlo, &dhi);
+        let pool = &dst.copy_buffers;
+        on_threads(threads, dst_chunks.len(), |next| {
+            let mut buffer: Vec<P> = pool
+                .take::<P>(chunk_len)
+                .unwrap_or_else(|| vec![P::default(); chunk_len]);
+            let result = (|| {
+                while let Some(i) = next() {
+                    let index = &dst_chunks[i];
+                    let hi: Vec<u64> = index.iter().map(|&c| c + 1).collect();
+                    let own = dst.write_chunk_region(index)?;
+                    let mut one = [&mut buffer[..chunk_len]];
+                    self.fill_chunks(dst, &own, index, &hi, &mut one)?;
+                    dst.store_native(index, &buffer[..chunk_len])?;
+                }
+                Ok(())
+            })();
+            pool.give(buffer);
+            result
+        })
+    }
+
+    /// Fills `buffers`, the destination chunks `dlo..dhi` of `dst` (C order) covering
+    /// `region`, from this array: each source chunk touched is decoded once. Edge chunks'
+    /// padding gets the fill value; everything else is overwritten.
+    fn fill_chunks<P: Native>(
+        &self,
+        dst: &ZarrArray,
+        region: &[Range<u64>],
+        dlo: &[u64],
+        dhi: &[u64],
+        buffers: &mut [&mut [P]],
+    ) -> StoreResult<()> {
+        let ws = &dst.write_shape;
+        let chunk_shape = to_usize_shape(ws);
+        let dims: Vec<u64> = dlo.iter().zip(dhi).map(|(l, h)| h - l).collect();
+        let fill = dst.fill_native::<P>();
+        for (index, buffer) in grid_indices(dlo, dhi).iter().zip(buffers.iter_mut()) {
             let edge = index
                 .iter()
                 .zip(ws)
@@ -1641,22 +1841,26 @@ impl ZarrArray {
                 for chunk in grid_indices(&clo, &chi) {
                     let k = chunk
                         .iter()
-                        .zip(&dlo)
+                        .zip(dlo)
                         .zip(&dims)
                         .fold(0u64, |k, ((&c, &l), &d)| k * d + (c - l))
                         as usize;
                     let start: Vec<u64> = chunk.iter().zip(ws).map(|(&i, &c)| i * c).collect();
                     let piece = overlap(&useful, &chunk, ws);
-                    copy_box(&bytes, &slab, buffers[k], &start, &chunk_shape, &piece);
+                    copy_box(
+                        &bytes,
+                        &slab,
+                        &mut *buffers[k],
+                        &start,
+                        &chunk_shape,
+                        &piece,
+                    );
                 }
             }
             if self.consumed_by_copy && !self.sharded && part == self.chunk_region(&read_index)? {
                 self.release_chunk(&read_index)?;
             }
         }
-        let buffers: Vec<&[P]> = buffers.into_iter().map(|b| &*b).collect();
-        dst.store_all_native(&dst_chunks, &buffers, threads)?;
-        pool.give(block);
         Ok(())
     }
 
@@ -1669,38 +1873,11 @@ impl ZarrArray {
         buffers: &[&[P]],
         threads: usize,
     ) -> StoreResult<()> {
-        let threads = threads.min(indices.len());
-        if threads <= 1 {
-            for (index, buffer) in indices.iter().zip(buffers) {
-                self.store_native(index, buffer)?;
-            }
-            return Ok(());
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failed = std::sync::atomic::AtomicBool::new(false);
-        let work = || -> StoreResult<()> {
-            while !failed.load(Ordering::Relaxed) {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(index) = indices.get(i) else {
-                    return Ok(());
-                };
-                if let Err(e) = self.store_native(index, buffers[i]) {
-                    failed.store(true, Ordering::Relaxed);
-                    return Err(e);
-                }
+        on_threads(threads, indices.len(), |next| {
+            while let Some(i) = next() {
+                self.store_native(&indices[i], buffers[i])?;
             }
             Ok(())
-        };
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-            let mut result = work();
-            for helper in helpers {
-                match helper.join() {
-                    Ok(r) => result = result.and(r),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            result
         })
     }
 
@@ -2255,6 +2432,94 @@ mod copy_tests {
     }
 
     #[test]
+    fn nested_copies_go_chunk_by_chunk_and_match() {
+        let store = Store::memory();
+        let data = sample(&[9, 10, 7]);
+        for (src_spec, dst_spec, grid) in [
+            // Coarsening along time, edge chunks on two axes, v2 to v3, another fill value.
+            (
+                ArraySpec::new(vec![9, 10, 7], vec![1, 5, 7], DType::F32),
+                ArraySpec::new(vec![9, 10, 7], vec![4, 10, 7], DType::F32)
+                    .with_format(ZarrFormat::V3)
+                    .with_fill_value(FillValue::NaN),
+                vec![8, 10, 7],
+            ),
+            // The same chunks, other codecs; edge chunks on the middle axis.
+            (
+                ArraySpec::new(vec![9, 10, 7], vec![3, 4, 7], DType::F32),
+                ArraySpec::new(vec![9, 10, 7], vec![3, 4, 7], DType::F32)
+                    .with_compression(Compression::None),
+                vec![9, 8, 7],
+            ),
+            // Sharded source (its inner chunks nest) into shards of inner chunks.
+            (
+                ArraySpec::new(vec![9, 10, 7], vec![2, 5, 7], DType::F32)
+                    .with_format(ZarrFormat::V3)
+                    .with_shard(vec![4, 10, 7]),
+                ArraySpec::new(vec![9, 10, 7], vec![2, 5, 7], DType::F32)
+                    .with_format(ZarrFormat::V3)
+                    .with_shard(vec![4, 10, 7]),
+                vec![4, 10, 7],
+            ),
+        ] {
+            let src = ZarrArray::create(&store, "src", &src_spec, true).unwrap();
+            src.write_region(&[0..9, 0..10, 0..7], data.view()).unwrap();
+            let dst = ZarrArray::create(&store, "dst", &dst_spec, true).unwrap();
+            assert!(src.nests_in(&dst), "{src_spec:?} in {dst_spec:?}");
+            // One destination chunk per thread, however large the region.
+            let whole = [0..9, 0..10, 0..7];
+            let first = dst.write_chunk_region(&[0, 0, 0]).unwrap();
+            assert_eq!(
+                src.copy_working_bytes(&dst, &whole),
+                src.copy_working_bytes(&dst, &first)
+            );
+            assert_eq!(
+                src.copy_working_bytes_with(&dst, &whole, 2),
+                2 * src.copy_working_bytes(&dst, &whole)
+            );
+            copy_and_check(&src, &store, &dst_spec, &grid);
+        }
+        // Finer destination chunks do not nest.
+        let src = ZarrArray::open(&store, "src").unwrap();
+        let finer = ArraySpec::new(vec![9, 10, 7], vec![1, 5, 7], DType::F32);
+        let dst = ZarrArray::create(&store, "finer", &finer, true).unwrap();
+        assert!(!src.nests_in(&dst));
+    }
+
+    #[test]
+    fn deferred_sync_writes_appear_by_finish_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::filesystem(dir.path()).unwrap();
+        let data = sample(&[12, 8]);
+        let src_spec = ArraySpec::new(vec![12, 8], vec![1, 8], DType::F32);
+        let src = ZarrArray::create(&store, "src", &src_spec, true).unwrap();
+        src.write_region(&[0..12, 0..8], data.view()).unwrap();
+        for dst_chunks in [vec![3, 8], vec![5, 3]] {
+            let dst_spec = ArraySpec::new(vec![12, 8], dst_chunks.clone(), DType::F32)
+                .with_fill_value(FillValue::NaN);
+            let dst = ZarrArray::create(&store, "dst", &dst_spec, true)
+                .unwrap()
+                .with_deferred_sync();
+            for threads in [1, 2] {
+                src.copy_region_to_with(&dst, &[0..12, 0..8], threads)
+                    .unwrap();
+                dst.finish_writes().unwrap();
+                let back = ZarrArray::open(&store, "dst")
+                    .unwrap()
+                    .read_all::<f32>()
+                    .unwrap();
+                assert_eq!(back, data, "chunks {dst_chunks:?}, {threads} threads");
+            }
+            let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("dst"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|name| name.contains(SCRATCH_TMP_MARKER))
+                .collect();
+            assert!(leftovers.is_empty(), "{leftovers:?}");
+        }
+    }
+
+    #[test]
     fn threaded_stores_return_the_first_error() {
         let store = Store::memory();
         let spec = ArraySpec::new(vec![8, 8], vec![8, 1], DType::F32);
@@ -2267,6 +2532,20 @@ mod copy_tests {
         for threads in [1, 3] {
             let err = src
                 .copy_region_to_with(&read_only, &[0..8, 0..8], threads)
+                .unwrap_err();
+            assert!(err.to_string().contains("read-only"), "{err}");
+        }
+        // Nested copies stop at the first error too.
+        let coarse = ArraySpec::new(vec![8, 8], vec![2, 8], DType::F32);
+        ZarrArray::create(&store, "coarse", &coarse, true).unwrap();
+        let read_only_coarse = ZarrArray::open(&store.read_only(), "coarse").unwrap();
+        let rows = ZarrArray::create(&store, "rows", &dst_spec, true).unwrap();
+        rows.write_region(&[0..8, 0..8], sample(&[8, 8]).view())
+            .unwrap();
+        assert!(rows.nests_in(&read_only_coarse));
+        for threads in [1, 3] {
+            let err = rows
+                .copy_region_to_with(&read_only_coarse, &[0..8, 0..8], threads)
                 .unwrap_err();
             assert!(err.to_string().contains("read-only"), "{err}");
         }
