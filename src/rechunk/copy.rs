@@ -134,23 +134,38 @@ fn threads_per_task(
 /// `grid` shrunk, one axis at a time (the one spanning the most destination chunks, halved),
 /// until a region of that size holds at most `mem_cap` bytes or is one destination chunk.
 fn fit_grid(src: &ZarrArray, dst: &ZarrArray, grid: &[u64], mem_cap: u64) -> Vec<u64> {
+    let whole: Vec<Range<u64>> = dst.shape().iter().map(|&s| 0..s).collect();
+    fit_units(src, dst, grid, &whole, mem_cap)
+}
+
+/// The task box (elements per axis, whole target chunks) for copying `region`: the plan's
+/// `grid` rounded up to whole target chunks and clipped to the region, then halved along the
+/// axis spanning the most chunks until a task holds at most `cap` bytes or is one chunk.
+pub(crate) fn fit_units(
+    src: &ZarrArray,
+    dst: &ZarrArray,
+    grid: &[u64],
+    region: &[Range<u64>],
+    cap: u64,
+) -> Vec<u64> {
     let write = dst.write_shape();
-    let shape = dst.shape();
-    // Whole destination chunks per axis (what `task_regions` snaps to), clipped to the array.
     let mut units: Vec<u64> = grid
         .iter()
         .zip(write)
-        .zip(shape)
-        .map(|((&g, &w), &s)| g.min(s).div_ceil(w.max(1)).max(1))
+        .zip(region)
+        .map(|((&g, &w), r)| {
+            let w = w.max(1);
+            g.min(r.end - r.start).max(1).div_ceil(w).max(1)
+        })
         .collect();
     loop {
-        let region: Vec<Range<u64>> = units
+        let task: Vec<Range<u64>> = units
             .iter()
             .zip(write)
-            .zip(shape)
-            .map(|((&u, &w), &s)| 0..(u * w).min(s))
+            .zip(region)
+            .map(|((&u, &w), r)| r.start..(r.start + u * w).min(r.end))
             .collect();
-        if src.copy_working_bytes(dst, &region) <= mem_cap {
+        if src.copy_working_bytes(dst, &task) <= cap {
             break;
         }
         let Some(axis) = (0..units.len())
@@ -161,7 +176,11 @@ fn fit_grid(src: &ZarrArray, dst: &ZarrArray, grid: &[u64], mem_cap: u64) -> Vec
         };
         units[axis] = units[axis].div_ceil(2);
     }
-    units.iter().zip(write).map(|(&u, &w)| u * w).collect()
+    units
+        .iter()
+        .zip(write)
+        .map(|(&u, &w)| u * w.max(1))
+        .collect()
 }
 
 /// Whether every destination chunk of `region` is stored.

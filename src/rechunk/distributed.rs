@@ -82,6 +82,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::api::RechunkPlan;
+use super::copy::fit_units;
 use super::spec::ArrayRef;
 use crate::array::Chunks;
 use crate::collection::ComputeOptions;
@@ -920,51 +921,6 @@ fn task_memory_cap(src: &ZarrArray, dst: &ZarrArray, max_mem: u64, workers: usiz
     } else {
         max_mem
     }
-}
-
-/// The task box (elements per axis, whole target chunks) for copying `region`: the plan's
-/// `grid` rounded up to whole target chunks and clipped to the region, then halved along the
-/// axis spanning the most chunks until a task holds at most `cap` bytes or is one chunk.
-fn fit_units(
-    src: &ZarrArray,
-    dst: &ZarrArray,
-    grid: &[u64],
-    region: &[Range<u64>],
-    cap: u64,
-) -> Vec<u64> {
-    let write = dst.write_shape();
-    let mut units: Vec<u64> = grid
-        .iter()
-        .zip(write)
-        .zip(region)
-        .map(|((&g, &w), r)| {
-            let w = w.max(1);
-            g.min(r.end - r.start).max(1).div_ceil(w).max(1)
-        })
-        .collect();
-    loop {
-        let task: Vec<Range<u64>> = units
-            .iter()
-            .zip(write)
-            .zip(region)
-            .map(|((&u, &w), r)| r.start..(r.start + u * w).min(r.end))
-            .collect();
-        if src.copy_working_bytes(dst, &task) <= cap {
-            break;
-        }
-        let Some(axis) = (0..units.len())
-            .filter(|&a| units[a] > 1)
-            .max_by_key(|&a| units[a])
-        else {
-            break;
-        };
-        units[axis] = units[axis].div_ceil(2);
-    }
-    units
-        .iter()
-        .zip(write)
-        .map(|(&u, &w)| u * w.max(1))
-        .collect()
 }
 
 /// `region` cut into boxes of `step` elements per axis (the last ones shorter), in C order.
