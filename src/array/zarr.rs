@@ -709,8 +709,11 @@ fn fmt_ranges(region: &[Range<u64>]) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// One write task per chunk of `array` (whose chunks cover whole stored chunks), placed at
-/// `offset` in `zarr`, and a final task that depends on them all.
+/// `offset` in `zarr`, and a final task that depends on them all. On a filesystem the write
+/// tasks leave each chunk's `fsync` and rename to the flusher threads, and the final task
+/// completes once every chunk is on disk under its name.
 fn write_tasks<T: Element>(array: &Array<T>, zarr: ZarrArray, offset: Vec<u64>) -> Delayed<()> {
+    let zarr = zarr.with_deferred_sync();
     let token = op_token(
         "to-zarr",
         &[array.name()],
@@ -748,7 +751,8 @@ fn write_tasks<T: Element>(array: &Array<T>, zarr: ZarrArray, offset: Vec<u64>) 
         })
         .collect();
     let layer = Arc::new(Layer::new(write_name, tasks, vec![array.layer().clone()]));
-    let done = Task::call(Key::new(key_name("to-zarr", token)), keys, |_| {
+    let done = Task::call(Key::new(key_name("to-zarr", token)), keys, move |_| {
+        zarr.finish_writes()?;
         Ok(value(()))
     });
     Delayed::from_task(done, vec![layer])

@@ -39,9 +39,9 @@
 //!   to the write grid, so a partial chunk is never read-modified-written.
 //! - Filesystem stores opened through [`Store`] write every key atomically (temporary sibling +
 //!   rename): a concurrent reader, even in another process, never sees a half-written chunk or
-//!   metadata document. Final chunk writes are also durable (`fsync` before the rename); a
-//!   rechunk's copies leave that `fsync` to a few process-wide flusher threads (`flush.rs`) so
-//!   that workers never wait for the disk.
+//!   metadata document. Final chunk writes are also durable (`fsync` before the rename);
+//!   rechunk copies and `to_zarr` leave that `fsync` to a few process-wide flusher threads
+//!   (`flush.rs`) so that workers never wait for the disk.
 //!
 //! Must not: import the scheduler, graph or array collections (this room sits below them; it
 //! uses only `array::{DType, Element, Chunks}`).

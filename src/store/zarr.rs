@@ -28,10 +28,10 @@
 //!   tasks) assembles destination chunks from source chunks each decoded once per task.
 //! - Scratch arrays ([`ZarrArray::into_scratch`], a rechunk's intermediates) on a filesystem
 //!   store are written here without `fsync` (still temporary file + rename), and consumed
-//!   chunks are released as they are read ([`ZarrArray::erased_after_copy`]). A rechunk's
-//!   final chunks on a filesystem are written here too, durably, with their `fsync` and rename
-//!   left to the flusher threads ([`ZarrArray::with_deferred_sync`]). Every other write goes
-//!   through zarrs and the store (atomic and durable).
+//!   chunks are released as they are read ([`ZarrArray::erased_after_copy`]). The chunks of
+//!   rechunk copies and `to_zarr` writes on a filesystem are written here too, durably, with
+//!   their `fsync` and rename left to the flusher threads ([`ZarrArray::with_deferred_sync`]).
+//!   Every other write goes through zarrs and the store (atomic and durable).
 //! - Copies whose source chunks nest in the destination's (same or coarser chunks, a format or
 //!   codec change) go destination chunk by destination chunk with one buffer per thread; other
 //!   copies assemble all the destination chunks of their region in one block.
