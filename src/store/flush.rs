@@ -1,7 +1,7 @@
 //! [`Flusher`]: durable chunk writes whose `fsync` runs off the writing task's thread.
 //!
 //! A durable atomic write on a filesystem is: write a temporary file, `fsync` it, rename it
-//! over the destination. The `fsync` waits for the disk and uses no CPU, yet it holds the
+//! over the destination. The `fsync` mostly waits for the disk, yet it holds the
 //! worker that wrote the chunk: with one `fsync` per chunk a copy of thousands of small chunks
 //! spends much of its time with its cores idle. A [`Flusher`] takes the last two steps off the
 //! writer: the task writes the temporary file and hands it over
