@@ -623,17 +623,6 @@ impl Native for bool {
     }
 }
 
-/// Writes `bytes` as the value of `key` in the filesystem store at `root` through a hidden
-/// temporary sibling and a rename (atomic for readers), but without `fsync`: for scratch data
-/// only (see [`ZarrArray::into_scratch`]).
-fn write_scratch_file(root: &Path, key: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let (file, tmp, path) = write_temporary_file(root, key, bytes)?;
-    drop(file);
-    std::fs::rename(&tmp, &path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
 /// Writes `bytes` to a new hidden temporary sibling of `key`'s file in the filesystem store at
 /// `root` (named as [`super::AtomicWriteStore`] names its temporaries, so `purge_temporaries`
 /// finds leftovers), creating its directory. Returns the open file, its path and the path of
@@ -1374,12 +1363,16 @@ impl ZarrArray {
     fn store_native<P: Native>(&self, index: &[u64], data: &[P]) -> StoreResult<()> {
         let opts = codec_options();
         let operation = || format!("writing chunk {index:?} of array {:?}", self.path);
-        if let (Some(flusher), Some(root)) = (&self.flusher, &self.store.root) {
+        // Our own filesystem writes: scratch chunks (no `fsync`) and deferred-sync ones.
+        if let Some(root) = &self.store.root
+            && (self.scratch || self.flusher.is_some())
+        {
             let bytes = data
                 .into_array_bytes(self.array.data_type())
                 .map_err(|e| self.array_error(operation(), None, ArrayError::from(e)))?;
-            // As zarrs' `store_chunk_opt` without `store_empty_chunks`.
-            if bytes.is_fill_value(self.array.fill_value()) {
+            // Scratch keeps every chunk; otherwise as zarrs' `store_chunk_opt` without
+            // `store_empty_chunks`.
+            if !self.scratch && bytes.is_fill_value(self.array.fill_value()) {
                 return self.erase_chunk(index);
             }
             let encoded = self
@@ -1399,38 +1392,24 @@ impl ZarrArray {
                 })
                 .map_err(|e| self.array_error(operation(), None, e))?;
             let key = self.chunk_key(index);
-            let (file, tmp, path) = write_temporary_file(root, &key, &encoded).map_err(|e| {
+            let io_error = |e: std::io::Error| {
                 self.store
                     .storage_error(operation(), &key, StorageError::IOError(Arc::new(e)))
-            })?;
-            flusher.submit(file, tmp, path, key, operation());
+            };
+            let (file, tmp, path) = write_temporary_file(root, &key, &encoded).map_err(io_error)?;
+            match &self.flusher {
+                Some(flusher) => flusher.submit(file, tmp, path, key.clone(), operation()),
+                // Scratch: renamed at once, without `fsync`.
+                None => {
+                    drop(file);
+                    std::fs::rename(&tmp, &path)
+                        .inspect_err(|_| {
+                            let _ = std::fs::remove_file(&tmp);
+                        })
+                        .map_err(io_error)?;
+                }
+            }
             return Ok(());
-        }
-        if self.scratch
-            && let Some(root) = &self.store.root
-        {
-            let encoded = data
-                .into_array_bytes(self.array.data_type())
-                .map_err(ArrayError::from)
-                .and_then(|bytes| {
-                    let shape = self.array.chunk_shape(index)?;
-                    self.array
-                        .codecs()
-                        .encode(
-                            bytes,
-                            &shape,
-                            self.array.data_type(),
-                            self.array.fill_value(),
-                            opts,
-                        )
-                        .map_err(ArrayError::CodecError)
-                })
-                .map_err(|e| self.array_error(operation(), None, e))?;
-            let key = self.chunk_key(index);
-            return write_scratch_file(root, &key, &encoded).map_err(|e| {
-                self.store
-                    .storage_error(operation(), &key, StorageError::IOError(Arc::new(e)))
-            });
         }
         self.array
             .store_chunk_opt(index, data, opts)
