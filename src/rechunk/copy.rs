@@ -53,7 +53,9 @@ pub(crate) fn copy_tasks(
     resume: bool,
     budget: CopyBudget,
 ) -> CopyTasks {
-    let grid = fit_grid(src, dst, grid, budget.mem_cap);
+    // Regions shrink (never below one destination chunk per axis) until a task fits mem_cap.
+    let whole: Vec<Range<u64>> = dst.shape().iter().map(|&s| 0..s).collect();
+    let grid = fit_units(src, dst, grid, &whole, budget.mem_cap);
     let regions = task_regions(dst.shape(), &grid, dst.write_shape());
     let threads = threads_per_task(src, dst, &regions, budget);
     // Chunk writes leave their `fsync` to flusher threads; the barrier waits for them.
@@ -129,13 +131,6 @@ fn threads_per_task(
         threads -= 1;
     }
     threads
-}
-
-/// `grid` shrunk, one axis at a time (the one spanning the most destination chunks, halved),
-/// until a region of that size holds at most `mem_cap` bytes or is one destination chunk.
-fn fit_grid(src: &ZarrArray, dst: &ZarrArray, grid: &[u64], mem_cap: u64) -> Vec<u64> {
-    let whole: Vec<Range<u64>> = dst.shape().iter().map(|&s| 0..s).collect();
-    fit_units(src, dst, grid, &whole, mem_cap)
 }
 
 /// The task box (elements per axis, whole target chunks) for copying `region`: the plan's

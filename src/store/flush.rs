@@ -6,8 +6,8 @@
 //! spends much of its time with its cores idle. A [`Flusher`] takes the last two steps off the
 //! writer: the task writes the temporary file and hands it over
 //! ([`submit`](Flusher::submit)), the process's few flusher threads `fsync` and rename, and
-//! [`wait`](Flusher::wait) (a copy's barrier) returns once every file handed over to that
-//! flusher is in place, or the first failure.
+//! [`wait`](Flusher::wait) (a copy's barrier, `to_zarr`'s final task) returns once every file
+//! handed over to that flusher is in place, or the first failure.
 //!
 //! Invariants:
 //! - A destination name appears only after its data is on disk: the rename follows the
@@ -92,8 +92,8 @@ fn flush(job: Job) {
     }
 }
 
-/// The files of one writer (a copy's destination array), flushed by the process's flusher
-/// threads: [`wait`](Self::wait) waits for these files only.
+/// The files of one writer (a copy's or a `to_zarr`'s destination array), flushed by the
+/// process's flusher threads: [`wait`](Self::wait) waits for these files only.
 #[derive(Default)]
 pub(crate) struct Flusher {
     state: Arc<(Mutex<State>, Condvar)>,

@@ -1826,14 +1826,7 @@ impl ZarrArray {
                         as usize;
                     let start: Vec<u64> = chunk.iter().zip(ws).map(|(&i, &c)| i * c).collect();
                     let piece = overlap(&useful, &chunk, ws);
-                    copy_box(
-                        &bytes,
-                        &slab,
-                        &mut *buffers[k],
-                        &start,
-                        &chunk_shape,
-                        &piece,
-                    );
+                    copy_box(&bytes, &slab, buffers[k], &start, &chunk_shape, &piece);
                 }
             }
             if self.consumed_by_copy && !self.sharded && part == self.chunk_region(&read_index)? {
